@@ -1,0 +1,65 @@
+"""Every config field with its default; experiment configs import this and change a few.
+
+The embedded default trains a small residual net on Fashion-MNIST, which is available offline.
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None):
+  del arg  # The default has no variants.
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = 'classification'
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = 'cifar_resnet'  # Any name in jaxnets.models.names(); other fields are its arguments.
+  c.model.depth = 20
+  c.model.residual = True
+  c.model.shortcut = 'A'
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'fashion_mnist'
+  c.data.data_dir = ''  # '' = $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  c.data.train_split = ''  # '' = the dataset's own train / test split.
+  c.data.test_split = ''
+  c.data.batch_size = 128  # Global, over all devices and hosts.
+  c.data.eval_batch_size = 1000
+  c.data.augment = 'crop,flip'  # Comma-separated names; '' for none.
+  c.data.crop_padding = 4
+  c.data.train_eval_examples = 10000  # Fixed training subset scored in eval mode at the end; 0 = all.
+  c.data.test_curve_examples = 2000  # Test subset scored every train.eval_every steps; 0 = all.
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = 'momentum'
+  c.optimizer.lr = 0.1
+  c.optimizer.momentum = 0.9
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8
+  c.optimizer.rho = 0.9
+  c.optimizer.initial_accumulator = 0.1
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.weight_decay_mode = 'l2'
+  c.optimizer.l1 = 0.0
+  c.optimizer.clip_value = 0.0
+  c.optimizer.clip_norm = 0.0
+  c.optimizer.schedule = ml_collections.ConfigDict()
+  c.optimizer.schedule.name = 'step'
+  c.optimizer.schedule.warmup_steps = 0
+  c.optimizer.schedule.boundaries = (0.5, 0.75)
+  c.optimizer.schedule.decay_factor = 0.1
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 400
+  c.train.log_every = 20
+  c.train.eval_every = 100
+  c.train.checkpoint_every = 100
+  c.train.keep_checkpoints = 2
+
+  # Several runs from one config: whitespace-separated 'field=v1,v2' axes, crossed (see jaxnets.experiment).
+  c.experiment = ml_collections.ConfigDict()
+  c.experiment.sweep = ''
+  c.experiment.columns = 'model.name'  # Config fields shown beside the results in results.md.
+  c.experiment.report = 'curves'  # Plot in the workdir: a name in jaxnets.plots.names().
+  return c

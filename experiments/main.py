@@ -1,0 +1,77 @@
+"""Train an experiment from its config file:
+
+  python -m experiments.main --config=configs/resnet_degradation.py [--workdir=DIR] [--config.F=V ...]
+
+A variant is chosen as --config=configs/FILE.py:ARG. The workdir defaults to a new directory under
+runs/; running the same command with the same --workdir resumes it.
+"""
+
+import logging as std_logging
+import os
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow serves only TFDS here.
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+config_flags.DEFINE_config_file('config', None, 'Experiment config file (path[:variant]).',
+                                lock_config=True)
+flags.DEFINE_string('workdir', None, 'Run directory (default: a new one under runs/).')
+flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize (multi-host runs).')
+flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-host).')
+flags.DEFINE_integer('num_processes', None, 'Number of processes (multi-host).')
+flags.DEFINE_integer('process_id', None, 'This process index (multi-host).')
+flags.mark_flags_as_required(['config'])
+
+
+def resolve_config_argv(argv: list[str]) -> list[str]:
+  """Let --config=configs/x.py name experiments/configs/x.py when typed from the repo root."""
+  out = []
+  for arg in argv:
+    if arg.startswith('--config='):
+      path, sep, variant = arg[len('--config='):].partition(':')
+      local = os.path.join(_HERE, path)
+      if not os.path.exists(path) and os.path.exists(local):
+        arg = f'--config={local}{sep}{variant}'
+    out.append(arg)
+  return out
+
+
+def default_workdir(config_arg: str) -> str:
+  """runs/<config name>[-<variant>]-<date-time>."""
+  path, _, variant = config_arg.partition(':')
+  name = os.path.splitext(os.path.basename(path))[0] + (f'-{variant}' if variant else '')
+  return os.path.join('runs', f'{name}-{time.strftime("%Y%m%d-%H%M%S")}')
+
+
+def quiet_libraries() -> None:
+  """Keep the terminal to our progress lines: library INFO chatter (orbax, TFDS) is dropped."""
+  noisy = ('/orbax/', '/tensorflow_datasets/')
+  logging.get_absl_handler().addFilter(
+      lambda r: r.levelno >= std_logging.WARNING or not any(n in r.pathname for n in noisy))
+
+
+def main(argv):
+  del argv
+  quiet_libraries()
+  import jax  # noqa: PLC0415
+  import tensorflow as tf  # noqa: PLC0415
+  tf.config.set_visible_devices([], 'GPU')  # tf.data stays on the host; the accelerators are JAX's.
+  if flags.FLAGS.distributed:
+    jax.distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
+                               flags.FLAGS.process_id)
+  from jaxnets import experiment  # noqa: PLC0415
+  config_arg = next(a for a in sys.argv if a.startswith('--config=')).split('=', 1)[1]
+  workdir = flags.FLAGS.workdir or default_workdir(config_arg)
+  logging.info('workdir: %s', os.path.abspath(workdir))
+  experiment.run(flags.FLAGS.config, workdir)
+  logging.info('results in %s', os.path.abspath(workdir))
+
+
+if __name__ == '__main__':
+  sys.argv = resolve_config_argv(sys.argv)
+  app.run(main)

@@ -1,0 +1,104 @@
+"""Whole TFDS splits as in-memory numpy arrays, prepared offline when possible and failing fast when not."""
+
+import dataclasses
+import functools
+import os
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from jaxnets.data import offline
+from jaxnets.data.specs import spec
+
+# Where TFDS fetches prepared datasets from (try_download_gcs); reaching it means downloads can work.
+TFDS_HOST = 'https://storage.googleapis.com'
+PROBE_TIMEOUT_S = 3.0
+
+
+class DatasetUnavailableError(RuntimeError):
+  """A dataset is not in the data_dir and this host can neither build it locally nor download it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Arrays:
+  """One whole split in host memory: uint8 images [N, H, W, C] and int32 labels [N]."""
+  images: np.ndarray
+  labels: np.ndarray
+
+
+def resolve_data_dir(data_dir: str | None = None) -> str:
+  """The TFDS data_dir to use: the argument, else $TFDS_DATA_DIR, else TFDS's ~/tensorflow_datasets."""
+  return os.path.expanduser(
+      data_dir or os.environ.get('TFDS_DATA_DIR') or '~/tensorflow_datasets')
+
+
+def load(name: str, split: str, data_dir: str | None = None) -> Arrays:
+  """Loads TFDS split string `split` of dataset `name`, preparing the data first if it is missing.
+
+  Splits are cached per process (read-only), so the runs of one experiment read the data once.
+  """
+  return _load_cached(name, split, resolve_data_dir(data_dir))
+
+
+def clear_cache() -> None:
+  """Forget cached splits (tests that swap the data behind a name, e.g. tfds.testing.mock_data)."""
+  _load_cached.cache_clear()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(name: str, split: str, data_dir: str) -> Arrays:
+  tfds_name = spec(name).tfds_name
+  try:
+    return _read(tfds_name, split, data_dir)
+  except AssertionError:  # How TFDS's as_dataset reports that data_dir holds no prepared data.
+    _prepare(name, tfds_name, data_dir)
+  return _read(tfds_name, split, data_dir)
+
+
+def _read(tfds_name: str, split: str, data_dir: str) -> Arrays:
+  """Reads a prepared split as one batch; a fresh builder so that data prepared since is seen."""
+  dataset = tfds.builder(tfds_name, data_dir=data_dir).as_dataset(split=split, as_supervised=True)
+  # One batch of the split's known length: batch_size=-1 would batch by the split metadata, which
+  # tfds.testing.mock_data lacks (TensorFlow then aborts allocating sys.maxsize examples).
+  images, labels = tfds.as_numpy(dataset.batch(len(dataset)).get_single_element())
+  arrays = Arrays(images=images.astype(np.uint8, copy=False), labels=labels.astype(np.int32))
+  for array in (arrays.images, arrays.labels):
+    array.flags.writeable = False  # Shared through the cache.
+  return arrays
+
+
+def _prepare(name: str, tfds_name: str, data_dir: str) -> None:
+  """Builds the dataset from local files if there are any, else downloads it if the host is reachable."""
+  local_source = offline.LOCAL_SOURCES.get(tfds_name)
+  if local_source is not None and local_source(data_dir):
+    return
+  if not host_reachable(TFDS_HOST, PROBE_TIMEOUT_S):
+    raise DatasetUnavailableError(
+        f'dataset {name!r} (TFDS {tfds_name!r}) is not prepared in data_dir {data_dir!r}, and '
+        f'{TFDS_HOST} cannot be reached to download it. On a machine with network access, run once\n'
+        f'  python -c "import tensorflow_datasets as tfds; '
+        f"tfds.builder('{tfds_name}', data_dir='{data_dir}').download_and_prepare()\"\n"
+        f'then copy that data_dir here and point TFDS_DATA_DIR or --config.data.data_dir at it.')
+  tfds.builder(tfds_name, data_dir=data_dir).download_and_prepare()
+
+
+def host_reachable(url: str, timeout_s: float) -> bool:
+  """Whether `url` answers an HTTP request within timeout_s, DNS included (TFDS would retry for minutes)."""
+  answered = threading.Event()
+
+  def probe():
+    try:
+      urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout_s)
+      answered.set()
+    except urllib.error.HTTPError:  # Any HTTP status means the host is there.
+      answered.set()
+    except OSError:
+      pass
+
+  thread = threading.Thread(target=probe, daemon=True)
+  thread.start()
+  thread.join(timeout_s)
+  return answered.is_set()

@@ -1,0 +1,125 @@
+"""Multi-run experiments: one config declares several runs that share a recipe, runs them, compares them.
+
+`config.experiment.sweep` names the axes, e.g. 'model.residual=False,True model.depth=20,56': the
+product of the axes gives the runs (here four), each a copy of the config with those fields set, run
+in `workdir/<run name>`. The experiment then writes results.json, results.md and the plot named by
+`config.experiment.report` into `workdir`. An empty sweep is a single run in `workdir` itself.
+Re-running the same command resumes: finished runs are read back, unfinished ones resume.
+"""
+
+import ast
+import itertools
+import json
+import os
+
+import jax
+from absl import logging
+
+from jaxnets import plots
+from jaxnets.train.loop import train_and_evaluate
+from jaxnets.train.writer import read_metrics
+
+
+def _parse_value(text: str):
+  """A Python literal where the text is one (1, 0.5, True, 'x'), else the bare string."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _field(config, path: str):
+  """config['a']['b'] for 'a.b', with an error naming the bad part and the valid fields."""
+  node = config
+  for part in path.split('.'):
+    if not hasattr(node, 'keys') or part not in node:
+      valid = ', '.join(sorted(node.keys())) if hasattr(node, 'keys') else '(not a group)'
+      raise KeyError(f'unknown config field {path!r} (at {part!r}); valid fields there: {valid}')
+    node = node[part]
+  return node
+
+
+def parse_sweep(config) -> list[tuple[str, list]]:
+  """[(field, values), ...] from config.experiment.sweep, each field checked to exist."""
+  axes = []
+  for token in config.experiment.sweep.split():
+    field, sep, values = token.partition('=')
+    if not sep or not values:
+      raise ValueError(f'bad sweep axis {token!r} in experiment.sweep; expected field=v1,v2,...')
+    _field(config, field)
+    axes.append((field, [_parse_value(v) for v in values.split(',')]))
+  return axes
+
+
+def expand(config) -> list[tuple[str, object]]:
+  """(run name, run config) for every point of the sweep's product; [('', config)] when no sweep."""
+  axes = parse_sweep(config)
+  if not axes:
+    return [('', config)]
+  runs = []
+  for values in itertools.product(*(vals for _, vals in axes)):
+    run = config.copy_and_resolve_references()
+    with run.unlocked():
+      run.experiment.sweep = ''
+    parts = []
+    for (field, _), value in zip(axes, values):
+      parent, _, leaf = field.rpartition('.')
+      target = _field(run, parent) if parent else run
+      target[leaf] = value  # A locked ConfigDict rejects a value of the wrong type here.
+      parts.append(f'{leaf}={value}')
+    runs.append(('-'.join(parts), run))
+  return runs
+
+
+def run(config, workdir: str) -> list[dict]:
+  """Run every run of the experiment and write results.json, results.md and the report plot."""
+  runs = expand(config)
+  columns = [c for c in config.experiment.columns.split(',') if c]
+  for column in columns:
+    _field(config, column)
+  plot = plots.get(config.experiment.report)
+  results = []
+  for i, (name, run_config) in enumerate(runs):
+    run_dir = os.path.join(workdir, name) if name else workdir
+    logging.info('run %d/%d: %s -> %s', i + 1, len(runs), name or 'single run', run_dir)
+    summary = train_and_evaluate(run_config, run_dir)
+    row = {'name': name or os.path.basename(os.path.normpath(workdir))}
+    row.update({c.rpartition('.')[2]: _field(run_config, c) for c in columns})
+    row.update(summary)
+    results.append(row)
+    if jax.process_index() == 0:
+      write_results(workdir, results)
+  if jax.process_index() == 0:
+    histories = {row['name']: read_metrics(os.path.join(workdir, name) if name else workdir)
+                 for row, (name, _) in zip(results, runs)}
+    path = plot(results, histories, workdir)
+    logging.info('wrote %s, %s and %s', os.path.join(workdir, 'results.md'),
+                 os.path.join(workdir, 'results.json'), path)
+  return results
+
+
+def write_results(workdir: str, results: list[dict]) -> None:
+  """results.json (one object per run) and results.md (the same as a markdown table)."""
+  with open(os.path.join(workdir, 'results.json'), 'w') as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(workdir, 'results.md'), 'w') as f:
+    f.write(markdown_table(results))
+
+
+def _cell(value) -> str:
+  if isinstance(value, float):
+    return f'{value:.4g}'
+  if isinstance(value, int) and not isinstance(value, bool):
+    return f'{value:,}'
+  return str(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+  """A markdown table with one row per run and a column per key (union, in first-seen order)."""
+  keys = list(dict.fromkeys(k for row in rows for k in row))
+  lines = ['| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)]
+  lines += ['| ' + ' | '.join(_cell(row.get(k, '')) for k in keys) + ' |' for row in rows]
+  note = ('\ntrain_error: error on a fixed subset of the training split (train_error_examples) in '
+          'eval mode (BatchNorm running averages, no augmentation) after the last step; '
+          'test_error: the whole test split.\n')
+  return '\n'.join(lines) + '\n' + note

@@ -1,0 +1,1 @@
+"""Layer-level building blocks shared by the model families."""

@@ -1,0 +1,92 @@
+"""What a run directory records about itself: resolved config, library versions, status, final summary."""
+
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+
+import jax
+
+_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'tensorflow-cpu', 'tensorflow',
+             'tensorflow-datasets', 'ml-collections', 'numpy')
+
+
+def versions() -> dict:
+  """Python, platform, devices, XLA flags and the versions of the libraries a result depends on."""
+  found = {}
+  for name in _PACKAGES:
+    try:
+      found[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      pass
+  return {'python': sys.version.split()[0], 'platform': platform.platform(),
+          'devices': [str(d) for d in jax.devices()], 'process_count': jax.process_count(),
+          'xla_flags': os.environ.get('XLA_FLAGS', ''), 'packages': found}
+
+
+def _write_json(path: str, value) -> None:
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)  # Atomic: a crash never leaves half a file.
+
+
+def _read_json(path: str):
+  with open(path) as f:
+    return json.load(f)
+
+
+class RunRecord:
+  """The JSON files of one run directory; only process 0 writes them.
+
+  A directory holding a different config is refused, so a resume never mixes two experiments.
+  """
+
+  def __init__(self, workdir: str, config):
+    self.workdir = workdir
+    self._writer = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    resolved = json.loads(config.to_json_best_effort())
+    config_path = os.path.join(workdir, 'config.json')
+    if os.path.exists(config_path):
+      saved = _read_json(config_path)
+      if saved != resolved:
+        raise ValueError(f'{workdir} holds a run with a different config ({_differences(saved, resolved)}); '
+                         'use a new --workdir, or the same config to resume')
+    elif self._writer:
+      _write_json(config_path, resolved)
+    if self._writer:
+      _write_json(os.path.join(workdir, 'versions.json'), versions())
+
+  def _path(self, name: str) -> str:
+    return os.path.join(self.workdir, name)
+
+  def set_status(self, status: str, **details) -> None:
+    """running / done / failed / diverged, with details such as the error."""
+    if self._writer:
+      _write_json(self._path('status.json'), {'status': status, **details})
+
+  def is_done(self) -> bool:
+    return os.path.exists(self._path('summary.json'))
+
+  def summary(self) -> dict:
+    return _read_json(self._path('summary.json'))
+
+  def finish(self, summary: dict) -> None:
+    if self._writer:
+      _write_json(self._path('summary.json'), summary)
+    self.set_status('done')
+
+
+def _differences(saved: dict, resolved: dict, prefix: str = '') -> str:
+  """'a.b: 1 -> 2, ...' for the leaves that differ between two nested config dicts."""
+  diffs = []
+  for key in sorted(set(saved) | set(resolved)):
+    old, new = saved.get(key), resolved.get(key)
+    if isinstance(old, dict) and isinstance(new, dict):
+      inner = _differences(old, new, f'{prefix}{key}.')
+      diffs += [inner] if inner else []
+    elif old != new:
+      diffs.append(f'{prefix}{key}: {old!r} -> {new!r}')
+  return ', '.join(diffs)

@@ -1,0 +1,39 @@
+"""Data parallelism over every device (all hosts) with one jax.sharding Mesh: batch split, state replicated."""
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = 'data'
+
+
+def data_mesh() -> Mesh:
+  """A 1-D mesh over all devices of all processes.
+
+  Auto axes: the compiler propagates the batch sharding through every op (JAX 0.10 defaults to
+  Explicit, which would make each model's code carry sharding types).
+  """
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Every device holds the whole value (parameters, optimizer state, metrics)."""
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """The leading (batch) axis split across the mesh."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def check_batch_size(batch_size: int, field: str = 'data.batch_size') -> None:
+  """The global batch must split evenly over the devices."""
+  if batch_size % jax.device_count():
+    raise ValueError(f'{field}={batch_size} is not divisible by the {jax.device_count()} devices; '
+                     f'choose a multiple of {jax.device_count()}')
+
+
+def put_batch(mesh: Mesh, *local_arrays: np.ndarray):
+  """Global batch-sharded arrays from this process's slice of the batch."""
+  sharding = batch_sharded(mesh)
+  return tuple(jax.make_array_from_process_local_data(sharding, x) for x in local_arrays)

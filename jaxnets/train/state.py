@@ -1,0 +1,40 @@
+"""The whole training state as one pytree, so it can be jitted, sharded and checkpointed as a unit."""
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Parameters, BatchNorm running statistics, optimizer state, step and the run's base PRNG key.
+
+  `rng` holds raw key data; each step derives its own key as fold_in(rng, step), so a resumed run
+  draws exactly the randomness an uninterrupted one would.
+  """
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jax.Array
+
+  def step_key(self):
+    """This step's PRNG key."""
+    return jax.random.fold_in(jax.random.wrap_key_data(self.rng), self.step)
+
+
+def init_state(model, tx, seed: int, sample_input) -> TrainState:
+  """A fresh state: parameters drawn from `seed`, optimizer state from `tx`."""
+  init_key, run_key = jax.random.split(jax.random.key(seed))
+  variables = model.init({'params': init_key, 'dropout': init_key}, sample_input, train=False)
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
+                    rng=jax.random.key_data(run_key))
+
+
+def count_params(params) -> int:
+  """The number of trainable scalars (BatchNorm running averages are not parameters)."""
+  return int(sum(x.size for x in jax.tree.leaves(params)))

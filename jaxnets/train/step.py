@@ -1,0 +1,46 @@
+"""The jitted train and eval steps shared by every task: loss + penalties, optax update, metrics, norms."""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxnets import optim
+from jaxnets.train import diagnostics
+
+
+def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order):
+  """train_step(state, images, labels) -> (state, metrics), with metrics as scalars for this batch."""
+
+  def train_step(state, images, labels):
+    aug_key, dropout_key = jax.random.split(state.step_key())
+    x = preprocess.train(aug_key, images)
+
+    def loss_fn(params):
+      logits, updates = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
+                                    train=True, mutable=['batch_stats'], rngs={'dropout': dropout_key})
+      data_loss = jnp.mean(task.loss(logits, labels))
+      return data_loss + optim.penalty(params, opt_cfg), (logits, updates.get('batch_stats', {}))
+
+    (total_loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    sums = task.metric_sums(logits, labels, jnp.ones(labels.shape, jnp.float32))
+    metrics = {'loss': sums['loss'] / sums['count'], 'error': sums['errors'] / sums['count'],
+               'total_loss': total_loss, 'lr': schedule(state.step)}
+    metrics.update(diagnostics.norms(grads, state.params, updates, layer_order))
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(model, task, preprocess):
+  """eval_step(state, images, labels, mask) -> metric sums; BatchNorm uses its running averages."""
+
+  def eval_step(state, images, labels, mask):
+    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats},
+                         preprocess.eval(images), train=False)
+    return task.metric_sums(logits, labels, mask)
+
+  return eval_step

@@ -1,0 +1,54 @@
+"""Metrics to TensorBoard event files and a plain JSON-lines log, written by process 0 only."""
+
+import json
+import os
+
+import jax
+
+
+class MetricWriter:
+  """Writes {name: scalar} per step to `workdir/metrics.jsonl` and TensorBoard events in `workdir/tb`."""
+
+  def __init__(self, workdir: str):
+    self._active = jax.process_index() == 0
+    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self._tb = None
+    if self._active:
+      import tensorflow as tf  # Only the writer needs TensorFlow's summary ops.
+      self._tf = tf
+      self._tb = tf.summary.create_file_writer(os.path.join(workdir, 'tb'))
+
+  def truncate_after(self, step: int) -> None:
+    """Drop log lines past `step`: a resumed run rewrites them, so the log reads as one uninterrupted run."""
+    if not (self._active and os.path.exists(self.path)):
+      return
+    with open(self.path) as f:
+      kept = [line for line in f if json.loads(line)['step'] <= step]
+    with open(self.path, 'w') as f:
+      f.writelines(kept)
+
+  def write(self, step: int, scalars: dict) -> None:
+    """Append one record and the matching TensorBoard scalars."""
+    if not self._active:
+      return
+    record = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    with self._tb.as_default():
+      for name, value in record.items():
+        if name != 'step':
+          self._tf.summary.scalar(name, value, step=int(step))
+    self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """Every record of a run's metrics.jsonl, in order."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f]

@@ -1,0 +1,16 @@
+"""Shared test set-up: quiet TensorFlow, and no data cached across tests that swap it (mock_data)."""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import pytest  # noqa: E402
+
+from jaxnets import data  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_data_cache():
+  data.clear_cache()
+  yield
+  data.clear_cache()

@@ -1,0 +1,165 @@
+"""Tests of jaxnets.data: offline Fashion-MNIST, TFDS loading, fast offline failure, batching, augmentation."""
+
+import gzip
+import os
+import struct
+import time
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from jaxnets import data
+from jaxnets.data import augment, batching, offline, source
+from jaxnets.registry import UnknownNameError
+
+IDX_DIR = offline.FASHION_MNIST_IDX_DIR
+
+
+def _parse_idx(path):
+  """An independent reader of a gzipped IDX file (big-endian header: magic, then each dimension)."""
+  with gzip.open(path, 'rb') as f:
+    raw = f.read()
+  _, _, dtype_code, ndim = struct.unpack('>BBBB', raw[:4])
+  assert dtype_code == 0x08  # unsigned byte
+  shape = struct.unpack('>' + 'I' * ndim, raw[4:4 + 4 * ndim])
+  return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _sorted_rows(images, labels):
+  """Each example's pixels and label as one byte string, sorted: equal iff the same examples."""
+  rows = np.concatenate([images.reshape(len(images), -1), labels[:, None].astype(np.uint8)], axis=1)
+  return np.sort(np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel())
+
+
+@pytest.fixture(scope='module')
+def fashion_mnist(tmp_path_factory):
+  if not os.path.isdir(IDX_DIR):
+    pytest.skip(f'Debian package dataset-fashion-mnist is not installed ({IDX_DIR})')
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  return data_dir, data.load('fashion_mnist', 'train', data_dir), data.load('fashion_mnist', 'test', data_dir)
+
+
+def test_fashion_mnist_prepared_offline_equals_idx_files(fashion_mnist):
+  data_dir, train, test = fashion_mnist
+  for arrays, prefix, n in ((train, 'train', 60000), (test, 't10k', 10000)):
+    assert arrays.images.shape == (n, 28, 28, 1) and arrays.images.dtype == np.uint8
+    assert arrays.labels.dtype == np.int32
+    np.testing.assert_array_equal(np.bincount(arrays.labels), [n // 10] * 10)
+    images = _parse_idx(f'{IDX_DIR}/{prefix}-images-idx3-ubyte.gz')
+    labels = _parse_idx(f'{IDX_DIR}/{prefix}-labels-idx1-ubyte.gz')
+    # TFDS stores examples in its own (deterministic) shuffled order: compare as multisets of rows.
+    np.testing.assert_array_equal(_sorted_rows(arrays.images[..., 0], arrays.labels),
+                                  _sorted_rows(images, labels))
+
+
+def test_fashion_mnist_is_a_normal_tfds_dataset_prepared_once(fashion_mnist):
+  data_dir, _, _ = fashion_mnist
+  builder = tfds.builder('fashion_mnist', data_dir=data_dir)
+  assert builder.is_prepared() and str(builder.version) == '3.0.1'
+  assert builder.info.features['image'].shape == (28, 28, 1)
+  assert builder.info.features['label'].num_classes == 10
+  info_file = os.path.join(builder.data_dir, 'dataset_info.json')
+  before = os.stat(info_file).st_mtime_ns
+  assert len(data.load('fashion_mnist', 'test[:10]', data_dir).labels) == 10
+  assert os.stat(info_file).st_mtime_ns == before
+
+
+def test_load_under_mock_data(tmp_path):
+  with tfds.testing.mock_data(num_examples=6):
+    arrays = data.load('cifar10', 'train[:6]', str(tmp_path))
+  assert arrays.images.shape == (6, 32, 32, 3) and arrays.images.dtype == np.uint8
+  assert arrays.labels.shape == (6,) and arrays.labels.dtype == np.int32
+  assert ((0 <= arrays.labels) & (arrays.labels < 10)).all()
+
+
+def test_missing_dataset_fails_fast_offline(tmp_path, monkeypatch):
+  monkeypatch.setattr(source, 'TFDS_HOST', 'http://127.0.0.1:9')  # Offline even where there is network.
+  start = time.monotonic()
+  with pytest.raises(data.DatasetUnavailableError) as error:
+    data.load('cifar100', 'train', str(tmp_path))
+  assert time.monotonic() - start < 15
+  assert 'cifar100' in str(error.value) and str(tmp_path) in str(error.value)
+
+
+def test_data_dir_resolution(monkeypatch):
+  monkeypatch.setenv('TFDS_DATA_DIR', '/from/env')
+  assert data.resolve_data_dir('/given') == '/given'
+  assert data.resolve_data_dir() == '/from/env'
+  monkeypatch.delenv('TFDS_DATA_DIR')
+  assert data.resolve_data_dir() == os.path.expanduser('~/tensorflow_datasets')
+
+
+def test_specs_and_unknown_name():
+  assert data.names() == ['cifar10', 'cifar100', 'fashion_mnist', 'mnist']
+  assert data.spec('cifar100').num_classes == 100
+  assert data.spec('mnist').image_shape == (28, 28, 1)
+  for bad_call in (lambda: data.spec('imagenet'), lambda: data.load('imagenet', 'train')):
+    with pytest.raises(UnknownNameError, match="'imagenet'.*cifar10, cifar100, fashion_mnist, mnist"):
+      bad_call()
+
+
+def test_train_indices_are_deterministic_epochs():
+  n, b = 103, 10  # 10 batches per epoch, 3 examples dropped each epoch
+  def epoch(e):
+    return [batching.train_indices(n, b, seed=7, step=s) for s in range(10 * e, 10 * e + 10)]
+  np.testing.assert_array_equal(batching.train_indices(n, b, 7, 23), batching.train_indices(n, b, 7, 23))
+  first = np.concatenate(epoch(0))
+  assert len(np.unique(first)) == 100 and first.min() >= 0 and first.max() < n
+  assert not np.array_equal(first, np.concatenate(epoch(1)))
+  assert not np.array_equal(batching.train_indices(n, b, 8, 0), batching.train_indices(n, b, 7, 0))
+
+
+def test_eval_batches_cover_once_with_mask():
+  arrays = data.Arrays(images=np.arange(7 * 2).reshape(7, 1, 2, 1).astype(np.uint8),
+                       labels=np.arange(7, dtype=np.int32))
+  batches = list(batching.eval_batches(arrays, 3))
+  assert [x.shape for x, _, _ in batches] == [(3, 1, 2, 1)] * 3
+  labels = np.concatenate([y for _, y, _ in batches])
+  mask = np.concatenate([m for _, _, m in batches])
+  np.testing.assert_array_equal(mask, [1] * 7 + [0] * 2)
+  np.testing.assert_array_equal(labels[mask == 1], arrays.labels)
+
+
+def test_process_slice():
+  assert batching.process_slice(8) == slice(0, 8)
+  assert batching.process_slice(12, process_index=2, process_count=4) == slice(6, 9)
+  with pytest.raises(ValueError, match='not divisible'):
+    batching.process_slice(10, process_index=0, process_count=4)
+
+
+@pytest.fixture
+def images():
+  return np.random.default_rng(0).integers(0, 256, (64, 8, 6, 3), dtype=np.uint8)
+
+
+def test_random_flip_reverses_width_where_chosen(images):
+  out = np.asarray(augment.random_flip(jax.random.key(0), images))
+  flipped = (out == images[:, :, ::-1]).all(axis=(1, 2, 3))
+  kept = (out == images).all(axis=(1, 2, 3))
+  assert (flipped ^ kept).all() and 10 < flipped.sum() < 54
+
+
+def test_random_crop_is_a_window_of_the_zero_padded_image(images):
+  np.testing.assert_array_equal(augment.random_crop(jax.random.key(0), images, pad=0), images)
+  pad = 2
+  out = np.asarray(jax.jit(augment.random_crop, static_argnums=2)(jax.random.key(1), images, pad))
+  padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  offsets = set()
+  for image, crop in zip(padded, out):
+    matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+               if np.array_equal(image[dy:dy + 8, dx:dx + 6], crop)]
+    assert len(matches) == 1
+    offsets.add(matches[0])
+  assert len(offsets) > 10
+
+
+def test_normalize_with_channel_stats(images):
+  mean, std = augment.channel_stats(images, chunk=5)
+  np.testing.assert_allclose(mean, images.mean(axis=(0, 1, 2)), rtol=1e-5)
+  np.testing.assert_allclose(std, images.std(axis=(0, 1, 2)), rtol=1e-5)
+  out = np.asarray(augment.normalize(images, mean, std))
+  assert out.dtype == np.float32
+  np.testing.assert_allclose(out.mean(axis=(0, 1, 2)), 0, atol=1e-4)
+  np.testing.assert_allclose(out.std(axis=(0, 1, 2)), 1, atol=1e-4)

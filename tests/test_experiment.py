@@ -1,0 +1,102 @@
+"""The multi-run mechanism and the command line: sweeps, results files, report plot, config errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import main as cli
+from experiments.configs import resnet_degradation
+from jaxnets import experiment
+from jaxnets.registry import UnknownNameError
+from tests.tiny import mock_data, tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_degradation_config_declares_plain_and_residual_at_two_depths():
+  runs = experiment.expand(resnet_degradation.get_config())
+  assert [name for name, _ in runs] == ['residual=False-depth=20', 'residual=False-depth=56',
+                                        'residual=True-depth=20', 'residual=True-depth=56']
+  assert [(c.model.residual, c.model.depth) for _, c in runs] == [
+      (False, 20), (False, 56), (True, 20), (True, 56)]
+  # One recipe for all: the runs differ only in the swept fields.
+  first = runs[0][1].to_dict()
+  for _, config in runs[1:]:
+    other = config.to_dict()
+    other['model'].update(depth=first['model']['depth'], residual=first['model']['residual'])
+    assert other == first
+
+
+def test_cifar10_variant_is_the_papers_recipe():
+  c = resnet_degradation.get_config('cifar10')
+  assert c.data.name == 'cifar10' and c.data.train_split == 'train[:45000]'
+  assert c.train.steps == 64000 and tuple(c.optimizer.schedule.boundaries) == (0.5, 0.75)
+  assert c.data.batch_size == 128 and c.optimizer.lr == 0.1 and c.optimizer.weight_decay == 1e-4
+  assert [cfg.model.depth for _, cfg in experiment.expand(c)][:5] == [20, 32, 44, 56, 110]
+  with pytest.raises(ValueError, match=r"unknown variant 'cifar100'.*'cifar10'"):
+    resnet_degradation.get_config('cifar100')
+
+
+def test_sweep_errors_name_the_bad_field_and_the_valid_ones():
+  c = tiny_config()
+  c.experiment.sweep = 'model.depht=8,14'
+  with pytest.raises(KeyError, match=r"model\.depht.*valid fields there: depth, name, residual, shortcut"):
+    experiment.expand(c)
+  c.experiment.sweep = 'model.depth'
+  with pytest.raises(ValueError, match=r"bad sweep axis 'model\.depth'"):
+    experiment.expand(c)
+  c.experiment.sweep = 'model.depth=eight'
+  with pytest.raises(TypeError):  # The locked config keeps its types: depth is an int.
+    experiment.expand(c)
+
+
+def test_experiment_runs_each_point_and_writes_the_report(tmp_path):
+  c = tiny_config(steps=2)
+  c.experiment.sweep = 'model.residual=False,True'
+  c.experiment.columns = 'model.depth,model.residual'
+  c.experiment.report = 'degradation'
+  workdir = str(tmp_path / 'exp')
+  with mock_data():
+    results = experiment.run(c, workdir)
+  assert [(r['name'], r['residual'], r['depth']) for r in results] == [
+      ('residual=False', False, 8), ('residual=True', True, 8)]
+  assert json.load(open(os.path.join(workdir, 'results.json'))) == results
+  table = open(os.path.join(workdir, 'results.md')).read().splitlines()
+  assert table[0].startswith('| name | depth | residual | params | steps | train_error')
+  assert len([line for line in table if line.startswith('| residual=')]) == 2
+  png = open(os.path.join(workdir, 'degradation.png'), 'rb').read()
+  assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
+  with mock_data():  # Re-running the command reads the finished runs back.
+    assert experiment.run(c, workdir) == results
+
+
+def test_unknown_report_is_rejected_before_training(tmp_path):
+  c = tiny_config()
+  c.experiment.report = 'histogram'
+  with pytest.raises(UnknownNameError, match=r"unknown report plot 'histogram'; valid choices: curves"):
+    experiment.run(c, str(tmp_path))
+  assert not os.listdir(tmp_path)
+
+
+def test_config_path_is_found_from_the_repo_root():
+  argv = cli.resolve_config_argv(['main', '--config=configs/resnet_degradation.py:cifar10', '--x=1'])
+  assert argv[1] == f'--config={REPO}/experiments/configs/resnet_degradation.py:cifar10'
+  assert argv[2] == '--x=1'
+  assert cli.default_workdir('configs/resnet_degradation.py:cifar10').startswith(
+      os.path.join('runs', 'resnet_degradation-cifar10-'))
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.train.stepz=3', 'stepz'),
+    ('--config.train.steps=many', 'many'),
+    ('--config.optimizer.name=adamax', "unknown optimizer 'adamax'"),
+])
+def test_command_line_rejects_bad_overrides(tmp_path, override, message):
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.main', '--config=configs/resnet_degradation.py',
+       f'--workdir={tmp_path}/run', override], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert message in result.stderr

@@ -1,0 +1,188 @@
+"""The training loop end to end: one step on mock CIFAR-10, resume, sharding, bad input, divergence."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxnets import data
+from jaxnets.data import source
+from jaxnets.registry import UnknownNameError
+from jaxnets.train.loop import DivergedError, train_and_evaluate
+from jaxnets.train.writer import read_metrics
+from tests.tiny import mock_data, tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _train_metrics(workdir):
+  """The logged training curve without wall-clock figures."""
+  return [{k: v for k, v in r.items() if 'img_per_s' not in k} for r in read_metrics(workdir)]
+
+
+def _final_params(workdir):
+  directory = os.path.join(workdir, 'checkpoints')
+  step = max(int(d) for d in os.listdir(directory) if d.isdigit())
+  path = os.path.join(directory, str(step), 'state')
+  checkpointer = ocp.StandardCheckpointer()
+  # Restore onto this process's first device, whatever device layout wrote the checkpoint.
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        checkpointer.metadata(path).item_metadata)
+  return step, checkpointer.restore(path, target)['params']
+
+
+def test_one_step_writes_metrics_checkpoint_and_records(tmp_path):
+  workdir = str(tmp_path / 'run')
+  with mock_data():
+    summary = train_and_evaluate(tiny_config(steps=1), workdir)
+  assert summary['steps'] == 1 and summary['params'] > 0
+  assert 0.0 <= summary['test_error'] <= 1.0 and summary['test_examples'] == 64
+  assert summary['train_error_examples'] == 32
+  records = read_metrics(workdir)
+  assert records[0]['step'] == 1 and np.isfinite(records[0]['train/loss'])
+  assert {'train/grad_norm/stem', 'train/grad_norm/stage3', 'train/grad_norm/first_layer',
+          'train/lr'} <= set(records[0])
+  assert _final_params(workdir)[0] == 1
+  for name in ('config.json', 'versions.json', 'summary.json'):
+    assert os.path.exists(os.path.join(workdir, name))
+  assert json.load(open(os.path.join(workdir, 'status.json')))['status'] == 'done'
+  assert os.listdir(os.path.join(workdir, 'tb'))
+  with mock_data():  # Finished: a second call reads the summary back instead of training again.
+    assert train_and_evaluate(tiny_config(steps=1), workdir) == summary
+
+
+def test_resume_continues_exactly(tmp_path):
+  straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+  with mock_data():
+    expected = train_and_evaluate(tiny_config(steps=4), straight)
+    assert train_and_evaluate(tiny_config(steps=4), resumed, stop_after=2) is None
+    assert _final_params(resumed)[0] == 2
+    got = train_and_evaluate(tiny_config(steps=4), resumed)
+  assert _train_metrics(resumed) == _train_metrics(straight)
+  for key in ('train_error', 'test_error', 'train_loss', 'test_loss'):
+    assert got[key] == expected[key]
+  (step_a, params_a), (step_b, params_b) = _final_params(straight), _final_params(resumed)
+  assert step_a == step_b == 4
+  jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
+
+
+def _run_tiny(workdir, env_extra, *args):
+  env = dict(os.environ, **env_extra)
+  return subprocess.Popen([sys.executable, '-m', 'tests.tiny', workdir, *args], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _summary(process):
+  out, err = process.communicate(timeout=300)
+  assert process.returncode == 0, err[-3000:]
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def _assert_same_training(dir_a, dir_b, summary_a, summary_b):
+  a, b = _train_metrics(dir_a), _train_metrics(dir_b)
+  assert [r['step'] for r in a] == [r['step'] for r in b]
+  for ra, rb in zip(a, b):
+    for key in ra:
+      np.testing.assert_allclose(ra[key], rb[key], rtol=2e-4, atol=1e-5, err_msg=key)
+  np.testing.assert_allclose(summary_a['test_loss'], summary_b['test_loss'], rtol=2e-4)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5),
+               _final_params(dir_a)[1], _final_params(dir_b)[1])
+
+
+def test_eight_devices_train_like_one(tmp_path):
+  one, eight = str(tmp_path / 'one'), str(tmp_path / 'eight')
+  summary_one = _summary(_run_tiny(one, {'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}))
+  summary_eight = _summary(_run_tiny(eight, {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}))
+  assert len(json.load(open(os.path.join(eight, 'versions.json')))['devices']) == 8
+  _assert_same_training(one, eight, summary_one, summary_eight)
+
+
+def _failing(config, tmp_path, error, match):
+  workdir = str(tmp_path / 'bad')
+  with mock_data(), pytest.raises(error, match=match):  # Config errors come before any data is read.
+    train_and_evaluate(config, workdir)
+  return workdir
+
+
+def test_unknown_names_list_the_choices(tmp_path):
+  config = tiny_config()
+  config.model.name = 'resnet_57'
+  _failing(config, tmp_path / 'm', UnknownNameError, r"unknown model 'resnet_57'; valid choices: .*cifar_resnet")
+  config = tiny_config(name='imagenet2')
+  _failing(config, tmp_path / 'd', UnknownNameError, r"unknown dataset 'imagenet2'; valid choices: cifar10")
+  config = tiny_config()
+  config.optimizer.name = 'adamax'
+  _failing(config, tmp_path / 'o', UnknownNameError, r"unknown optimizer 'adamax'; valid choices: adadelta")
+  config = tiny_config(augment='crop,mixup')
+  _failing(config, tmp_path / 'a', UnknownNameError, r"unknown augmentation 'mixup'; valid choices: crop, flip")
+
+
+def test_bad_values_name_the_field(tmp_path):
+  config = tiny_config()
+  config.train.steps = 0
+  _failing(config, tmp_path / 's', ValueError, r'train\.steps=0')
+  config = tiny_config()
+  config.train.log_every, config.train.checkpoint_every = 2, 3
+  _failing(config, tmp_path / 'c', ValueError, r'train\.checkpoint_every=3.*log_every')
+  config = tiny_config()
+  config.optimizer.lr = -0.1
+  _failing(config, tmp_path / 'l', ValueError, r'optimizer\.lr')
+  config = tiny_config()
+  with pytest.raises(TypeError):
+    config.train.steps = 'many'  # The config is typed: a string is not an int.
+
+
+def test_missing_dataset_fails_fast_and_records_the_failure(tmp_path, monkeypatch):
+  monkeypatch.setattr(source, 'TFDS_HOST', 'http://127.0.0.1:9')  # Offline even with a network.
+  config = tiny_config(name='cifar100', data_dir=str(tmp_path / 'empty'))
+  workdir = str(tmp_path / 'bad')
+  with pytest.raises(data.DatasetUnavailableError, match=r"'cifar100'.*empty"):
+    train_and_evaluate(config, workdir)
+  status = json.load(open(os.path.join(workdir, 'status.json')))
+  assert status['status'] == 'failed' and 'cifar100' in status['error']
+
+
+def test_divergence_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
+  config = tiny_config(steps=8)
+  config.optimizer.lr = 1e30
+  config.optimizer.schedule.name = 'constant'
+  config.optimizer.schedule.warmup_steps = 0
+  config.train.checkpoint_every = 1
+  workdir = str(tmp_path / 'diverged')
+  with mock_data(), pytest.raises(DivergedError, match='training loss is'):
+    train_and_evaluate(config, workdir)
+  assert json.load(open(os.path.join(workdir, 'status.json')))['status'] == 'diverged'
+  step, params = _final_params(workdir)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+  assert 1 <= step < len(read_metrics(workdir)) + 1
+
+
+def test_a_workdir_refuses_a_different_config(tmp_path):
+  workdir = str(tmp_path / 'run')
+  with mock_data():
+    train_and_evaluate(tiny_config(steps=1), workdir)
+    changed = tiny_config(steps=1)
+    changed.optimizer.lr = 0.05
+    with pytest.raises(ValueError, match=r'optimizer\.lr: 0\.1 -> 0\.05'):
+      train_and_evaluate(changed, workdir)
+
+
+def test_two_processes_train_like_one(tmp_path):
+  """Multi-host: two jax.distributed processes of 2 CPU devices each, against one process of 4."""
+  single, multi = str(tmp_path / 'single'), str(tmp_path / 'multi')
+  summary_single = _summary(_run_tiny(single, {'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}))
+  launcher = subprocess.run(
+      [sys.executable, 'launch/multihost.py', '--num_processes=2', '--devices_per_process=2', '--',
+       sys.executable, '-m', 'tests.tiny', multi], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert launcher.returncode == 0, launcher.stdout[-3000:]
+  summaries = [json.loads(line.split('] ', 1)[1]) for line in launcher.stdout.splitlines()
+               if line.startswith('[0] {')]
+  assert len(json.load(open(os.path.join(multi, 'versions.json')))['devices']) == 4
+  assert json.load(open(os.path.join(multi, 'versions.json')))['process_count'] == 2
+  _assert_same_training(single, multi, summary_single, summaries[0])
