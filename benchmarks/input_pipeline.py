@@ -1,6 +1,10 @@
-"""Input-side throughput on this host in images/s: batch gathering and transfer, then on-device augmentation.
+"""Input-side throughput on this host in images/s, measured on the training loop's own code path.
 
-Run from the repository root: python -m benchmarks.input_pipeline
+  python -m benchmarks.input_pipeline
+
+Host side: batch indices from (seed, step), gathering from the in-memory split, sharding.put_batch.
+Device side: the jitted Preprocess.train (normalize, pad-4 random crop, random flip). Compare with
+benchmarks/train_step.py: the input side must run far faster than the train step it feeds.
 """
 
 import time
@@ -9,7 +13,9 @@ import jax
 import numpy as np
 
 from jaxnets import data
-from jaxnets.data import augment, batching
+from jaxnets.data import batching
+from jaxnets.data.preprocess import Preprocess
+from jaxnets.train import sharding
 
 BATCH = 128
 STEPS = 300
@@ -25,37 +31,36 @@ def images_per_second(fn, steps: int = STEPS) -> float:
   return BATCH * steps / (time.perf_counter() - start)
 
 
-@jax.jit
-def augment_batch(key, step, images, mean, std):
-  """The training augmentation: normalize, pad-4 random crop, random horizontal flip."""
-  crop_key, flip_key = jax.random.split(jax.random.fold_in(key, step))
-  return augment.random_flip(flip_key, augment.random_crop(crop_key, augment.normalize(images, mean, std)))
-
-
 def main():
   train = data.load('fashion_mnist', 'train')
   n = len(train.labels)
+  mesh = sharding.data_mesh()
   indices = lambda step: batching.train_indices(n, BATCH, seed=0, step=step)
 
   def gather(step):
     batch = indices(step)
     return train.images[batch], train.labels[batch]
 
-  print(f'host, Fashion-MNIST train ({n} x 28x28x1 uint8 in memory), batch {BATCH}, {jax.devices()[0]}:')
-  print(f'  train_indices             {images_per_second(indices):12,.0f} img/s')
-  print(f'  + gather images, labels   {images_per_second(gather):12,.0f} img/s')
-  print(f'  + jax.device_put          {images_per_second(lambda s: jax.device_put(gather(s))):12,.0f} img/s')
+  print(f'host: Fashion-MNIST train ({n} x 28x28x1 uint8 in memory), batch {BATCH}, '
+        f'{jax.device_count()} x {jax.devices()[0].platform}')
+  print(f'  train_indices              {images_per_second(indices):12,.0f} img/s')
+  print(f'  + gather images, labels    {images_per_second(gather):12,.0f} img/s')
+  print(f'  + sharding.put_batch       {images_per_second(lambda s: sharding.put_batch(mesh, *gather(s))):12,.0f} img/s')
 
+  print('device: jitted Preprocess.train (normalize, random crop pad 4, random flip), batch on device:')
   key = jax.random.key(0)
-  print('device, jitted normalize + random_crop(pad=4) + random_flip, uint8 batch already on device:')
-  mean, std = augment.channel_stats(train.images)
-  batch = jax.device_put(train.images[:BATCH])
-  rate = images_per_second(lambda s: augment_batch(key, s, batch, mean, std))
-  print(f'  {BATCH}x28x28x1 (Fashion-MNIST)  {rate:12,.0f} img/s')
-  batch = jax.device_put(np.random.default_rng(0).integers(0, 256, (BATCH, 32, 32, 3), np.uint8))
-  mean, std = augment.channel_stats(np.asarray(batch))
-  rate = images_per_second(lambda s: augment_batch(key, s, batch, mean, std))
-  print(f'  {BATCH}x32x32x3 (CIFAR-shaped)   {rate:12,.0f} img/s')
+  for label, images in (('28x28x1 (Fashion-MNIST)', train.images[:BATCH]),
+                        ('32x32x3 (CIFAR-shaped)',
+                         np.random.default_rng(0).integers(0, 256, (BATCH, 32, 32, 3), np.uint8))):
+    preprocess = Preprocess.from_config(_augment_config(), images)
+    step_fn = jax.jit(lambda s, x, p=preprocess: p.train(jax.random.fold_in(key, s), x))
+    (batch,) = sharding.put_batch(mesh, images)
+    print(f'  {label:<25}  {images_per_second(lambda s: step_fn(s, batch)):12,.0f} img/s')
+
+
+def _augment_config():
+  from experiments.configs import default  # noqa: PLC0415
+  return default.get_config().data  # augment='crop,flip', crop_padding=4: the training default.
 
 
 if __name__ == '__main__':

@@ -5,13 +5,15 @@ TensorBoard events, checkpoints/ and, when done, summary.json. Calling it again 
 resumes from the newest checkpoint, or returns the saved summary if the run had finished.
 """
 
-import json
+import contextlib
 import math
 import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import logging
 
 from jaxnets import data, models, optim, tasks
@@ -57,6 +59,12 @@ def evaluate(eval_step, state, arrays, batch_size: int, mesh) -> dict:
   totals = jax.device_get(totals)
   return {'loss': float(totals['loss'] / totals['count']),
           'error': float(totals['errors'] / totals['count'])}
+
+
+@jax.jit
+def _finite(tree):
+  """Whether every entry of `tree` is finite (checked before a checkpoint is written)."""
+  return jnp.isfinite(optax.global_norm(tree))
 
 
 def _eta(seconds: float) -> str:
@@ -107,66 +115,67 @@ def _train(config, workdir, record, stop_after):
   state = jax.jit(lambda: init_state(model, tx, config.seed, sample), out_shardings=replicated)()
   num_params = count_params(state.params)
 
-  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'), config.train.keep_checkpoints)
-  writer = MetricWriter(workdir)
-  wall_before = 0.0
-  start = checkpointer.latest_step() or 0
-  if start:
-    state, meta = checkpointer.restore(start, state)
-    wall_before = meta['wall_seconds']
-    logging.info('resumed from step %d of %s', start, workdir)
-  writer.truncate_after(start)
+  # Closing waits for checkpoint writes in flight: a failing run keeps its last good checkpoint.
+  with (contextlib.closing(Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                        config.train.keep_checkpoints)) as checkpointer,
+        contextlib.closing(MetricWriter(workdir)) as writer):
+    wall_before = 0.0
+    start = checkpointer.latest_step() or 0
+    if start:
+      state, meta = checkpointer.restore(start, state)
+      wall_before = meta['wall_seconds']
+      logging.info('resumed from step %d of %s', start, workdir)
+    writer.truncate_after(start)
 
-  train_step = jax.jit(make_train_step(model, task, tx, schedule, config.optimizer, preprocess, order),
-                       donate_argnums=0, out_shardings=(replicated, replicated))
-  eval_step = jax.jit(make_eval_step(model, task, preprocess), out_shardings=replicated)
-  batch_size = config.data.batch_size
-  part = batching.process_slice(batch_size)
-  test_curve = _subset(test_arrays, config.data.test_curve_examples)
-  logging.info('%s: %d params, %d train / %d test examples, %d devices, steps %d -> %d',
-               config.model.name, num_params, len(train_arrays.labels), len(test_arrays.labels),
-               jax.device_count(), start, total_steps)
+    train_step = jax.jit(make_train_step(model, task, tx, schedule, config.optimizer, preprocess, order),
+                         donate_argnums=0, out_shardings=(replicated, replicated))
+    eval_step = jax.jit(make_eval_step(model, task, preprocess), out_shardings=replicated)
+    batch_size = config.data.batch_size
+    part = batching.process_slice(batch_size)
+    test_curve = _subset(test_arrays, config.data.test_curve_examples)
+    logging.info('%s: %d params, %d train / %d test examples, %d devices, steps %d -> %d',
+                 config.model.name, num_params, len(train_arrays.labels), len(test_arrays.labels),
+                 jax.device_count(), start, total_steps)
 
-  session_start = time.time()
-  last_time, pending = time.time(), []
-  end = total_steps if stop_after is None else min(stop_after, total_steps)
-  for step in range(start, end):
-    idx = batching.train_indices(len(train_arrays.labels), batch_size, config.seed, step)[part]
-    images, labels = sharding.put_batch(mesh, train_arrays.images[idx], train_arrays.labels[idx])
-    state, metrics = train_step(state, images, labels)
-    pending.append(metrics)
-    done = step + 1
-    if done % config.train.log_every == 0 or done == end:
-      host = jax.device_get(pending)
-      means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-      if not math.isfinite(means['loss']):
-        raise DivergedError(f'training loss is {means["loss"]} at step {done}; lower '
-                            f'optimizer.lr={config.optimizer.lr} or add clipping')
-      now = time.time()
-      rate = len(pending) * batch_size / (now - last_time)
-      writer.write(done, {f'train/{k}': v for k, v in means.items()} | {'train/img_per_s': rate})
-      logging.info('step %d/%d  loss %.4f  error %.3f  %.0f img/s  ETA %s', done, total_steps,
-                   means['loss'], means['error'], rate, _eta((total_steps - done) * batch_size / rate))
-      last_time, pending = now, []
-    if done % config.train.eval_every == 0 and done < total_steps:
-      curve = evaluate(eval_step, state, test_curve, config.data.eval_batch_size, mesh)
-      writer.write(done, {'test/loss': curve['loss'], 'test/error': curve['error']})
-      last_time = time.time()  # Evaluation time is not training throughput.
-    if done % config.train.checkpoint_every == 0 or done == end:
-      checkpointer.save(done, state, {'wall_seconds': wall_before + time.time() - session_start})
+    session_start = time.time()
+    last_time, pending = time.time(), []
+    end = total_steps if stop_after is None else min(stop_after, total_steps)
+    for step in range(start, end):
+      idx = batching.train_indices(len(train_arrays.labels), batch_size, config.seed, step)[part]
+      images, labels = sharding.put_batch(mesh, train_arrays.images[idx], train_arrays.labels[idx])
+      state, metrics = train_step(state, images, labels)
+      pending.append(metrics)
+      done = step + 1
+      if done % config.train.log_every == 0 or done == end:
+        host = jax.device_get(pending)
+        means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+        if not math.isfinite(means['loss']):
+          raise DivergedError(f'diverged: training loss is {means["loss"]} at step {done}; lower '
+                              f'optimizer.lr={config.optimizer.lr} or add clipping')
+        now = time.time()
+        rate = len(pending) * batch_size / (now - last_time)
+        writer.write(done, {f'train/{k}': v for k, v in means.items()} | {'train/img_per_s': rate})
+        logging.info('step %d/%d  loss %.4f  error %.3f  %.0f img/s  ETA %s', done, total_steps,
+                     means['loss'], means['error'], rate, _eta((total_steps - done) * batch_size / rate))
+        last_time, pending = now, []
+      if done % config.train.eval_every == 0 and done < total_steps:
+        curve = evaluate(eval_step, state, test_curve, config.data.eval_batch_size, mesh)
+        writer.write(done, {'test/loss': curve['loss'], 'test/error': curve['error']})
+        last_time = time.time()  # Evaluation time is not training throughput.
+      if done % config.train.checkpoint_every == 0 or done == end:
+        if not _finite(state.params):
+          raise DivergedError(f'diverged: parameters are not finite after step {done}; lower '
+                              f'optimizer.lr={config.optimizer.lr} or add clipping')
+        checkpointer.save(done, state, {'wall_seconds': wall_before + time.time() - session_start})
 
-  wall = wall_before + time.time() - session_start
-  if end < total_steps:
-    checkpointer.close()
-    writer.close()
-    return None
-  test = evaluate(eval_step, state, test_arrays, config.data.eval_batch_size, mesh)
-  train_eval = _subset(train_arrays, config.data.train_eval_examples)
-  train = evaluate(eval_step, state, train_eval, config.data.eval_batch_size, mesh)
-  writer.write(total_steps, {'final/test_error': test['error'], 'final/test_loss': test['loss'],
-                             'final/train_error': train['error'], 'final/train_loss': train['loss']})
-  checkpointer.close()
-  writer.close()
+    wall = wall_before + time.time() - session_start
+    if end < total_steps:
+      return None
+    test = evaluate(eval_step, state, test_arrays, config.data.eval_batch_size, mesh)
+    train_eval = _subset(train_arrays, config.data.train_eval_examples)
+    train = evaluate(eval_step, state, train_eval, config.data.eval_batch_size, mesh)
+    writer.write(total_steps, {'final/test_error': test['error'], 'final/test_loss': test['loss'],
+                               'final/train_error': train['error'], 'final/train_loss': train['loss']})
   summary = {'params': num_params, 'steps': total_steps,
              'train_error': train['error'], 'train_loss': train['loss'],
              'train_error_examples': len(train_eval.labels),
