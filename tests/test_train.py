@@ -26,7 +26,7 @@ def _train_metrics(workdir):
 
 
 def _final_params(workdir):
-  directory = os.path.join(workdir, 'checkpoints')
+  directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
   step = max(int(d) for d in os.listdir(directory) if d.isdigit())
   path = os.path.join(directory, str(step), 'state')
   checkpointer = ocp.StandardCheckpointer()
@@ -37,8 +37,9 @@ def _final_params(workdir):
   return step, checkpointer.restore(path, target)['params']
 
 
-def test_one_step_writes_metrics_checkpoint_and_records(tmp_path):
-  workdir = str(tmp_path / 'run')
+def test_one_step_writes_metrics_checkpoint_and_records(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  workdir = 'run'  # Relative, as the command line's default runs/<name>-<time>.
   with mock_data():
     summary = train_and_evaluate(tiny_config(steps=1), workdir)
   assert summary['steps'] == 1 and summary['params'] > 0

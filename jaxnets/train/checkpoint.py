@@ -1,5 +1,7 @@
 """Orbax checkpoints of the train state: periodic and final, keep-N, resume from the latest in the workdir."""
 
+import os
+
 import jax
 import orbax.checkpoint as ocp
 
@@ -9,7 +11,8 @@ class Checkpointer:
 
   def __init__(self, directory: str, keep: int):
     self._manager = ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        os.path.abspath(directory),  # Orbax needs absolute paths.
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 
   def latest_step(self):
     """The newest saved step, or None."""
