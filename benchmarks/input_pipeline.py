@@ -7,11 +7,10 @@ Device side: the jitted Preprocess.train (normalize, pad-4 random crop, random f
 benchmarks/train_step.py: the input side must run far faster than the train step it feeds.
 """
 
-import time
-
 import jax
 import numpy as np
 
+from benchmarks.timing import images_per_second
 from jaxnets import data
 from jaxnets.data import batching
 from jaxnets.data.preprocess import Preprocess
@@ -21,17 +20,8 @@ BATCH = 128
 STEPS = 300
 
 
-def images_per_second(fn, steps: int = STEPS) -> float:
-  """Calls fn(step) `steps` times after one warm-up call; fn returns something to block on."""
-  jax.block_until_ready(fn(0))
-  start = time.perf_counter()
-  for step in range(1, steps + 1):
-    out = fn(step)
-  jax.block_until_ready(out)
-  return BATCH * steps / (time.perf_counter() - start)
-
-
 def main():
+  """Print the host-side and device-side input throughput."""
   train = data.load('fashion_mnist', 'train')
   n = len(train.labels)
   mesh = sharding.data_mesh()
@@ -43,9 +33,10 @@ def main():
 
   print(f'host: Fashion-MNIST train ({n} x 28x28x1 uint8 in memory), batch {BATCH}, '
         f'{jax.device_count()} x {jax.devices()[0].platform}')
-  print(f'  train_indices              {images_per_second(indices):12,.0f} img/s')
-  print(f'  + gather images, labels    {images_per_second(gather):12,.0f} img/s')
-  print(f'  + sharding.put_batch       {images_per_second(lambda s: sharding.put_batch(mesh, *gather(s))):12,.0f} img/s')
+  print(f'  train_indices              {images_per_second(indices, BATCH, STEPS):12,.0f} img/s')
+  print(f'  + gather images, labels    {images_per_second(gather, BATCH, STEPS):12,.0f} img/s')
+  put = images_per_second(lambda s: sharding.put_batch(mesh, *gather(s)), BATCH, STEPS)
+  print(f'  + sharding.put_batch       {put:12,.0f} img/s')
 
   print('device: jitted Preprocess.train (normalize, random crop pad 4, random flip), batch on device:')
   key = jax.random.key(0)
@@ -55,10 +46,11 @@ def main():
     preprocess = Preprocess.from_config(_augment_config(), images)
     step_fn = jax.jit(lambda s, x, p=preprocess: p.train(jax.random.fold_in(key, s), x))
     (batch,) = sharding.put_batch(mesh, images)
-    print(f'  {label:<25}  {images_per_second(lambda s: step_fn(s, batch)):12,.0f} img/s')
+    print(f'  {label:<25}  {images_per_second(lambda s: step_fn(s, batch), BATCH, STEPS):12,.0f} img/s')
 
 
 def _augment_config():
+  """The training data config of the default experiment."""
   from experiments.configs import default  # noqa: PLC0415
   return default.get_config().data  # augment='crop,flip', crop_padding=4: the training default.
 

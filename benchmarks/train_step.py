@@ -7,34 +7,24 @@ gradient diagnostics; eval in BatchNorm inference mode) on random data, after co
 """
 
 import argparse
-import time
 
 import jax
 import numpy as np
 
+from benchmarks.timing import images_per_second
 from experiments.configs import default
 from jaxnets import models, optim, tasks
 from jaxnets.data.preprocess import Preprocess
 from jaxnets.train import diagnostics, sharding
 from jaxnets.train.state import init_state
-from jaxnets.train.step import make_eval_step, make_train_step
-
-
-def _rate(fn, images_per_call: int, calls: int) -> float:
-  jax.block_until_ready(fn())  # Compile and warm up.
-  start = time.perf_counter()
-  for _ in range(calls):
-    out = fn()
-  jax.block_until_ready(out)
-  return calls * images_per_call / (time.perf_counter() - start)
+from jaxnets.train.step import jit_steps
 
 
 def measure(depth: int, batch: int, eval_batch: int, image: tuple, steps: int) -> tuple[float, float]:
-  """(train img/s, eval img/s) for CIFAR ResNet-`depth`."""
+  """(train img/s, eval img/s) for CIFAR ResNet-`depth`, through the loop's own jitted steps."""
   config = default.get_config()
   model = models.create('cifar_resnet', depth=depth, num_classes=10)
   tx, schedule = optim.create(config.optimizer, 1000)
-  task = tasks.create('classification')
   rng = np.random.default_rng(0)
   channels = image[-1]
   preprocess = Preprocess(np.full(channels, 128.0, np.float32), np.full(channels, 64.0, np.float32),
@@ -42,20 +32,27 @@ def measure(depth: int, batch: int, eval_batch: int, image: tuple, steps: int) -
   sample = np.zeros((1,) + image, np.float32)
   mesh = sharding.data_mesh()
   state = jax.jit(lambda: init_state(model, tx, 0, sample), out_shardings=sharding.replicated(mesh))()
-  train_step = jax.jit(make_train_step(model, task, tx, schedule, config.optimizer, preprocess,
-                                       diagnostics.layer_order(model, sample)))
-  eval_step = jax.jit(make_eval_step(model, task, preprocess))
+  train_step, eval_step = jit_steps(model, tasks.create('classification'), tx, schedule, config.optimizer,
+                                    preprocess, diagnostics.layer_order(model, sample), mesh)
   x, y = sharding.put_batch(mesh, rng.integers(0, 256, (batch,) + image, dtype=np.uint8),
                             rng.integers(0, 10, batch).astype(np.int32))
   ex, ey, mask = sharding.put_batch(
       mesh, rng.integers(0, 256, (eval_batch,) + image, dtype=np.uint8),
       rng.integers(0, 10, eval_batch).astype(np.int32), np.ones(eval_batch, np.float32))
-  train = _rate(lambda: train_step(state, x, y), batch, steps)
-  evaluation = _rate(lambda: eval_step(state, ex, ey, mask), eval_batch, max(1, steps // 4))
+  holder = {'state': state}
+
+  def train_call(_):
+    holder['state'], metrics = train_step(holder['state'], x, y)  # The state is donated: feed it back.
+    return metrics
+
+  train = images_per_second(train_call, batch, steps)
+  evaluation = images_per_second(lambda _: eval_step(holder['state'], ex, ey, mask), eval_batch,
+                                 max(1, steps // 4))
   return train, evaluation
 
 
 def main():
+  """Print train and eval img/s for each depth."""
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--depths', default='20,56')
   parser.add_argument('--batch', type=int, default=128)

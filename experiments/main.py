@@ -56,6 +56,7 @@ def quiet_libraries() -> None:
 
 
 def main(argv):
+  """Set up devices (and hosts), then run the experiment of --config in --workdir."""
   del argv
   quiet_libraries()
   import jax  # noqa: PLC0415
@@ -66,6 +67,8 @@ def main(argv):
                                flags.FLAGS.process_id)
   from jaxnets import experiment  # noqa: PLC0415
   config_arg = next(a for a in sys.argv if a.startswith('--config=')).split('=', 1)[1]
+  if jax.process_count() > 1 and not flags.FLAGS.workdir:
+    raise app.UsageError('a multi-process run needs --workdir: every process must write to the same one')
   workdir = flags.FLAGS.workdir or default_workdir(config_arg)
   logging.info('workdir: %s', os.path.abspath(workdir))
   experiment.run(flags.FLAGS.config, workdir)

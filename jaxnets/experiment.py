@@ -16,7 +16,7 @@ import jax
 from absl import logging
 
 from jaxnets import plots
-from jaxnets.train.loop import train_and_evaluate
+from jaxnets.train.loop import DivergedError, train_and_evaluate
 from jaxnets.train.writer import read_metrics
 
 
@@ -78,14 +78,20 @@ def run(config, workdir: str) -> list[dict]:
   for column in columns:
     _field(config, column)
   plot = plots.get(config.experiment.report)
-  results = []
+  results, failures = [], []
   for i, (name, run_config) in enumerate(runs):
     run_dir = os.path.join(workdir, name) if name else workdir
     logging.info('run %d/%d: %s -> %s', i + 1, len(runs), name or 'single run', run_dir)
-    summary = train_and_evaluate(run_config, run_dir)
     row = {'name': name or os.path.basename(os.path.normpath(workdir))}
     row.update({c.rpartition('.')[2]: _field(run_config, c) for c in columns})
-    row.update(summary)
+    try:
+      row.update(train_and_evaluate(run_config, run_dir))
+    except DivergedError as e:  # A diverging net is a result: the comparison goes on without it.
+      if len(runs) == 1:
+        raise
+      logging.error('run %s: %s', row['name'], e)
+      row['status'] = 'diverged'
+      failures.append(f'{row["name"]}: {e}')
     results.append(row)
     if jax.process_index() == 0:
       write_results(workdir, results)
@@ -95,6 +101,9 @@ def run(config, workdir: str) -> list[dict]:
     path = plot(results, histories, workdir)
     logging.info('wrote %s, %s and %s', os.path.join(workdir, 'results.md'),
                  os.path.join(workdir, 'results.json'), path)
+  if failures:
+    raise DivergedError(f'{len(failures)} of {len(runs)} runs diverged (each kept its last finite '
+                        f'checkpoint and its logs): ' + '; '.join(failures))
   return results
 
 
@@ -107,6 +116,7 @@ def write_results(workdir: str, results: list[dict]) -> None:
 
 
 def _cell(value) -> str:
+  """A table cell: floats to 4 significant digits, integers with thousands separators."""
   if isinstance(value, float):
     return f'{value:.4g}'
   if isinstance(value, int) and not isinstance(value, bool):

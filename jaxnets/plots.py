@@ -97,4 +97,5 @@ def get(name: str):
 
 
 def names() -> list[str]:
+  """Every registered report plot."""
   return PLOTS.names()

@@ -15,15 +15,18 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 
 def free_port() -> int:
+  """A TCP port on 127.0.0.1 that is free now (for the coordinator)."""
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     return s.getsockname()[1]
 
 
 def _relay(index: int, stream) -> None:
+  """Copy one process's output to ours, each line prefixed with the process index."""
   for line in stream:
     sys.stdout.write(f'[{index}] {line}')
 
@@ -31,7 +34,8 @@ def _relay(index: int, stream) -> None:
 def launch(command: list[str], num_processes: int, devices_per_process: int) -> int:
   """Run `command` as `num_processes` coordinated processes; the worst exit code."""
   address = f'127.0.0.1:{free_port()}'
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices_per_process}')
+  flags = os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={devices_per_process}'
+  env = dict(os.environ, XLA_FLAGS=flags.strip())
   processes, relays = [], []
   for index in range(num_processes):
     argv = command + ['--distributed', f'--coordinator_address={address}',
@@ -41,13 +45,23 @@ def launch(command: list[str], num_processes: int, devices_per_process: int) -> 
     relay.start()
     processes.append(process)
     relays.append(relay)
-  codes = [p.wait() for p in processes]
+  codes = {}
+  while len(codes) < len(processes):  # On the first failure, stop the rest: they would wait forever.
+    for index, process in enumerate(processes):
+      if index not in codes and process.poll() is not None:
+        codes[index] = process.returncode
+        if process.returncode:
+          for other in processes:
+            if other.poll() is None:
+              other.terminate()
+    time.sleep(0.2)
   for relay in relays:
     relay.join()
-  return max(codes, key=abs)
+  return max(codes.values(), key=abs)
 
 
 def main():
+  """Parse the launcher's flags and run the command."""
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--num_processes', type=int, default=2)
   parser.add_argument('--devices_per_process', type=int, default=1)

@@ -11,6 +11,7 @@ from experiments import main as cli
 from experiments.configs import resnet_degradation
 from jaxnets import experiment
 from jaxnets.registry import UnknownNameError
+from jaxnets.train.loop import DivergedError
 from tests.tiny import mock_data, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,3 +101,16 @@ def test_command_line_rejects_bad_overrides(tmp_path, override, message):
        f'--workdir={tmp_path}/run', override], cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode != 0
   assert message in result.stderr
+
+
+def test_a_diverging_run_does_not_cancel_the_others(tmp_path):
+  c = tiny_config(steps=2)
+  c.optimizer.schedule.name = 'constant'
+  c.experiment.sweep = 'optimizer.lr=0.1,1e30'
+  c.experiment.columns = 'optimizer.lr'
+  workdir = str(tmp_path / 'exp')
+  with mock_data(), pytest.raises(DivergedError, match=r'1 of 2 runs diverged.*lr=1e\+30'):
+    experiment.run(c, workdir)
+  rows = json.load(open(os.path.join(workdir, 'results.json')))
+  assert [r.get('status') for r in rows] == [None, 'diverged'] and 'test_error' in rows[0]
+  assert os.path.exists(os.path.join(workdir, 'curves.png'))

@@ -39,8 +39,9 @@ def _hand_count_cifar(n, projections):
   return total + sum(conv(a, b, 1) for a, b in projections)
 
 
-def test_hand_count_agrees_with_the_paper_for_option_a():
-  assert _hand_count_cifar(3, []) == PAPER_COUNTS[20]
+@pytest.mark.parametrize('depth', sorted(PAPER_COUNTS))
+def test_hand_count_agrees_with_the_paper_for_option_a(depth):
+  assert _hand_count_cifar((depth - 2) // 6, []) == PAPER_COUNTS[depth]
 
 
 def test_option_b_projects_only_where_the_shape_changes():

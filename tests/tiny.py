@@ -17,6 +17,7 @@ MOCK_EXAMPLES = 64
 
 
 def tiny_config(steps: int = 4, **data_overrides) -> ml_collections.ConfigDict:
+  """The default config shrunk to seconds: ResNet-8, batch 16, `steps` steps; data fields overridable."""
   c = default.get_config()
   c.model.depth = 8
   c.data.name = 'cifar10'
@@ -25,7 +26,7 @@ def tiny_config(steps: int = 4, **data_overrides) -> ml_collections.ConfigDict:
   c.data.train_eval_examples = 32
   c.data.test_curve_examples = 16
   c.data.update(data_overrides)
-  c.optimizer.schedule.warmup_steps = 1
+  c.optimizer.schedule.warmup_steps = 0
   c.train.steps = steps
   c.train.log_every = 1
   c.train.eval_every = 2
@@ -39,6 +40,7 @@ def mock_data():
 
 
 def main(argv):
+  """Train the tiny config in argv[1] (optionally as one process of a multi-host job); print the summary."""
   if '--distributed' in argv:
     import jax  # noqa: PLC0415
     flags = dict(a[2:].split('=', 1) for a in argv if a.startswith('--') and '=' in a)

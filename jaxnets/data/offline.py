@@ -27,6 +27,7 @@ class _LocalFiles:
     self._paths = paths
 
   def download_and_extract(self, urls: dict[str, str]) -> dict[str, str]:
+    """The local decompressed file for each URL the builder asks for, matched by file name."""
     return {key: self._paths[url.rsplit('/', 1)[-1]] for key, url in urls.items()}
 
 

@@ -31,14 +31,17 @@ class Preprocess:
 
   @classmethod
   def from_config(cls, data_cfg, train_images: np.ndarray) -> 'Preprocess':
+    """config.data's augmentations, normalized by the channel statistics of `train_images`."""
     mean, std = augment.channel_stats(train_images)
     return cls(mean, std, parse_augment(data_cfg.augment), data_cfg.crop_padding)
 
   def train(self, key, images):
+    """Normalized, then each augmentation in order with its own key."""
     x = augment.normalize(images, self.mean, self.std)
     for i, name in enumerate(self.augment):
       x = AUGMENTATIONS.get(name)(jax.random.fold_in(key, i), x, self)
     return x
 
   def eval(self, images):
+    """Normalized only."""
     return augment.normalize(images, self.mean, self.std)

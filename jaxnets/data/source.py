@@ -50,11 +50,15 @@ def clear_cache() -> None:
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, split: str, data_dir: str) -> Arrays:
+  """load() for a resolved data_dir, cached."""
   tfds_name = spec(name).tfds_name
   try:
     return _read(tfds_name, split, data_dir)
   except AssertionError:  # How TFDS's as_dataset reports that data_dir holds no prepared data.
-    _prepare(name, tfds_name, data_dir)
+    try:
+      _prepare(name, tfds_name, data_dir)
+    except FileExistsError:  # Another process (of a multi-host run) finished preparing it first.
+      pass
   return _read(tfds_name, split, data_dir)
 
 

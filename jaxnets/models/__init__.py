@@ -16,11 +16,7 @@ for _depth in CIFAR_DEPTHS:
 
 def create(name: str, **kwargs):
   """An unbound Flax module of the registered family `name`, configured by `kwargs`."""
-  constructor = MODELS.get(name)
-  try:
-    return constructor(**kwargs)
-  except TypeError as e:
-    raise TypeError(f'model {name!r}: {e}') from e
+  return MODELS.create(name, **kwargs)
 
 
 def names() -> list[str]:

@@ -26,8 +26,6 @@ class Shortcut(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    if self.option not in SHORTCUTS:
-      raise ValueError(f'unknown shortcut option {self.option!r}; valid choices: {", ".join(SHORTCUTS)}')
     changes_shape = self.strides != 1 or x.shape[-1] != self.features
     if self.option == 'C' or (self.option == 'B' and changes_shape):
       return ConvBN(self.features, 1, self.strides, act=None, name='proj')(x, train)
@@ -72,6 +70,8 @@ class _Block(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
+    if self.shortcut not in SHORTCUTS:  # Checked for plain twins too, which build no shortcut.
+      raise ValueError(f'unknown shortcut option {self.shortcut!r}; valid choices: {", ".join(SHORTCUTS)}')
     y = self.branch_cls(self.features, self.strides, name='branch')(x, train)
     if self.residual:
       y = y + Shortcut(self.features * self.expansion, self.strides, self.shortcut,

@@ -9,7 +9,7 @@ TASKS.register('classification', Classification)
 
 def create(name: str):
   """The task registered under `name`."""
-  return TASKS.get(name)()
+  return TASKS.create(name)
 
 
 def names() -> list[str]:

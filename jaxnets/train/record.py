@@ -4,6 +4,7 @@ import json
 import os
 import platform
 import sys
+import time
 from importlib import metadata
 
 import jax
@@ -26,6 +27,7 @@ def versions() -> dict:
 
 
 def _write_json(path: str, value) -> None:
+  """Write `value` as JSON atomically."""
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
     json.dump(value, f, indent=2, sort_keys=True)
@@ -33,6 +35,7 @@ def _write_json(path: str, value) -> None:
 
 
 def _read_json(path: str):
+  """The JSON value stored at `path`."""
   with open(path) as f:
     return json.load(f)
 
@@ -56,11 +59,19 @@ class RunRecord:
                          'use a new --workdir, or the same config to resume')
     elif self._writer:
       _write_json(config_path, resolved)
-    if self._writer:
-      _write_json(os.path.join(workdir, 'versions.json'), versions())
 
   def _path(self, name: str) -> str:
     return os.path.join(self.workdir, name)
+
+  def add_session(self, start_step: int) -> None:
+    """Append this session's versions to versions.json: a resumed run lists every environment it ran in."""
+    if not self._writer:
+      return
+    path = self._path('versions.json')
+    sessions = _read_json(path) if os.path.exists(path) else []
+    sessions.append({'start_step': start_step, 'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+                     **versions()})
+    _write_json(path, sessions)
 
   def set_status(self, status: str, **details) -> None:
     """running / done / failed / diverged, with details such as the error."""
@@ -68,12 +79,15 @@ class RunRecord:
       _write_json(self._path('status.json'), {'status': status, **details})
 
   def is_done(self) -> bool:
+    """Whether the run finished (its summary is written)."""
     return os.path.exists(self._path('summary.json'))
 
   def summary(self) -> dict:
+    """The finished run's summary."""
     return _read_json(self._path('summary.json'))
 
   def finish(self, summary: dict) -> None:
+    """Write the summary and mark the run done."""
     if self._writer:
       _write_json(self._path('summary.json'), summary)
     self.set_status('done')

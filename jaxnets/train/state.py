@@ -27,8 +27,8 @@ class TrainState:
 
 def init_state(model, tx, seed: int, sample_input) -> TrainState:
   """A fresh state: parameters drawn from `seed`, optimizer state from `tx`."""
-  init_key, run_key = jax.random.split(jax.random.key(seed))
-  variables = model.init({'params': init_key, 'dropout': init_key}, sample_input, train=False)
+  params_key, dropout_key, run_key = jax.random.split(jax.random.key(seed), 3)
+  variables = model.init({'params': params_key, 'dropout': dropout_key}, sample_input, train=False)
   params = variables['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),

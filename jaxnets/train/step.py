@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxnets import optim
-from jaxnets.train import diagnostics
+from jaxnets.train import diagnostics, sharding
 
 
 def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order):
@@ -44,3 +44,12 @@ def make_eval_step(model, task, preprocess):
     return task.metric_sums(logits, labels, mask)
 
   return eval_step
+
+
+def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layer_order, mesh):
+  """(train_step, eval_step) as the loop runs them: jitted, state donated, outputs replicated."""
+  replicated = sharding.replicated(mesh)
+  train_step = jax.jit(make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order),
+                       donate_argnums=0, out_shardings=(replicated, replicated))
+  eval_step = jax.jit(make_eval_step(model, task, preprocess), out_shardings=replicated)
+  return train_step, eval_step

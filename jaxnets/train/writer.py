@@ -41,6 +41,7 @@ class MetricWriter:
     self._tb.flush()
 
   def close(self) -> None:
+    """Flush and close the TensorBoard file."""
     if self._tb is not None:
       self._tb.close()
 
