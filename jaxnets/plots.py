@@ -2,7 +2,7 @@
 
 Every report draws the paper-style curves: training error dashed (mini-batch error, averaged over each
 log interval), test error solid (the test subset during training, the whole test split at the end),
-and gradients.png: the first layer's gradient norm per run, where a vanishing gradient shows.
+and gradients.png: the first layer's gradient norm per run, where a vanishing or exploding gradient shows.
 """
 
 import os
