@@ -29,14 +29,16 @@ flags.mark_flags_as_required(['config'])
 
 
 def resolve_config_argv(argv: list[str]) -> list[str]:
-  """Let --config=configs/x.py name experiments/configs/x.py when typed from the repo root."""
+  """Let --config=configs/x.py (or --config configs/x.py) name experiments/configs/x.py from the repo root."""
   out = []
-  for arg in argv:
-    if arg.startswith('--config='):
-      path, sep, variant = arg[len('--config='):].partition(':')
+  for i, arg in enumerate(argv):
+    separate = i > 0 and argv[i - 1] == '--config'
+    if separate or arg.startswith('--config='):
+      path, sep, variant = (arg if separate else arg[len('--config='):]).partition(':')
       local = os.path.join(_HERE, path)
       if not os.path.exists(path) and os.path.exists(local):
-        arg = f'--config={local}{sep}{variant}'
+        path = local
+      arg = f'{path}{sep}{variant}' if separate else f'--config={path}{sep}{variant}'
     out.append(arg)
   return out
 
@@ -66,7 +68,7 @@ def main(argv):
     jax.distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
                                flags.FLAGS.process_id)
   from jaxnets import experiment  # noqa: PLC0415
-  config_arg = next(a for a in sys.argv if a.startswith('--config=')).split('=', 1)[1]
+  config_arg = config_flags.get_config_filename(flags.FLAGS['config'])
   if jax.process_count() > 1 and not flags.FLAGS.workdir:
     raise app.UsageError('a multi-process run needs --workdir: every process must write to the same one')
   workdir = flags.FLAGS.workdir or default_workdir(config_arg)

@@ -86,6 +86,8 @@ def test_config_path_is_found_from_the_repo_root():
   argv = cli.resolve_config_argv(['main', '--config=configs/resnet_degradation.py:cifar10', '--x=1'])
   assert argv[1] == f'--config={REPO}/experiments/configs/resnet_degradation.py:cifar10'
   assert argv[2] == '--x=1'
+  assert cli.resolve_config_argv(['main', '--config', 'configs/resnet_degradation.py'])[2] == (
+      f'{REPO}/experiments/configs/resnet_degradation.py')
   assert cli.default_workdir('configs/resnet_degradation.py:cifar10').startswith(
       os.path.join('runs', 'resnet_degradation-cifar10-'))
 
