@@ -5,9 +5,8 @@ for a 2-core CPU (about 13 minutes for all four). Variant ':cifar10': the paper'
 CIFAR-10, depths 20-110.
 
 The CPU budget buys about 23k training images per net. Spent as 360 steps of batch 64 rather than
-180 of the paper's 128, plain-56 leaves chance level and the figure shows the paper's picture (plain-56
-trains, but stays far above plain-20); with 180 steps of 128 plain-56 is still at chance when training
-ends. Both measured on this CPU: see the README.
+180 of the paper's 128, the nets get further: the ResNets' depth penalty fell from 13 to 3 points of
+training error while the plain nets' stayed above 30 (both measured on this CPU: see the README).
 """
 
 from experiments.configs import default
