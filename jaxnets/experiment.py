@@ -2,7 +2,10 @@
 
 `config.experiment.sweep` names the axes, e.g. 'model.residual=False,True model.depth=20,56': the
 product of the axes gives the runs (here four), each a copy of the config with those fields set, run
-in `workdir/<run name>`. The experiment then writes results.json, results.md and the plot named by
+in `workdir/<run name>`. `config.experiment.variants` names runs that each set several fields, for
+ablations and comparisons that are no product: 'sgd: optimizer.name=sgd optimizer.lr=0.1; adam:
+optimizer.name=adam optimizer.lr=0.001' (a value is taken whole, commas included). Variants and
+sweep axes are crossed. The experiment then writes results.json, results.md and the plot named by
 `config.experiment.report` into `workdir`. An empty sweep is a single run in `workdir` itself.
 Re-running the same command resumes: finished runs are read back, unfinished ones resume.
 """
@@ -51,22 +54,53 @@ def parse_sweep(config) -> list[tuple[str, list]]:
   return axes
 
 
+def parse_variants(config) -> list[tuple[str, list[tuple[str, object]]]]:
+  """[(name, [(field, value), ...]), ...] from config.experiment.variants, each field checked to exist."""
+  variants = []
+  for text in filter(str.strip, config.experiment.variants.split(';')):
+    name, sep, assignments = text.partition(':')
+    name = name.strip()
+    if not sep or not name or ' ' in name:
+      raise ValueError(f'bad variant {text.strip()!r} in experiment.variants; expected '
+                       f"'name: field=value field=value'")
+    settings = []
+    for token in assignments.split():
+      field, sep, value = token.partition('=')
+      if not sep or not value:
+        raise ValueError(f'bad assignment {token!r} in variant {name!r}; expected field=value')
+      _field(config, field)
+      settings.append((field, _parse_value(value)))
+    variants.append((name, settings))
+  names = [name for name, _ in variants]
+  if len(set(names)) != len(names):
+    raise ValueError(f'experiment.variants repeats a name: {", ".join(names)}')
+  return variants
+
+
+def _set(config, field: str, value) -> None:
+  """config.a.b = value for 'a.b'; a locked ConfigDict rejects a value of the wrong type."""
+  parent, _, leaf = field.rpartition('.')
+  (_field(config, parent) if parent else config)[leaf] = value
+
+
 def expand(config) -> list[tuple[str, object]]:
-  """(run name, run config) for every point of the sweep's product; [('', config)] when no sweep."""
+  """(run name, run config) for every variant x sweep point; [('', config)] when there are neither."""
+  variants = parse_variants(config) or [('', [])]
   axes = parse_sweep(config)
-  if not axes:
+  if not axes and variants == [('', [])]:
     return [('', config)]
   runs = []
-  for values in itertools.product(*(vals for _, vals in axes)):
+  for (variant, settings), values in itertools.product(
+      variants, itertools.product(*(vals for _, vals in axes))):
     run = config.copy_and_resolve_references()
     with run.unlocked():
-      run.experiment.sweep = ''
-    parts = []
+      run.experiment.sweep = run.experiment.variants = ''
+    for field, value in settings:
+      _set(run, field, value)
+    parts = [variant] if variant else []
     for (field, _), value in zip(axes, values):
-      parent, _, leaf = field.rpartition('.')
-      target = _field(run, parent) if parent else run
-      target[leaf] = value  # A locked ConfigDict rejects a value of the wrong type here.
-      parts.append(f'{leaf}={value}')
+      _set(run, field, value)
+      parts.append(f'{field.rpartition(".")[2]}={value}')
     runs.append(('-'.join(parts), run))
   return runs
 

@@ -5,6 +5,7 @@ log interval), test error solid (the test subset during training, the whole test
 and gradients.png: the first layer's gradient norm per run, where a vanishing or exploding gradient shows.
 """
 
+import math
 import os
 
 import matplotlib
@@ -54,12 +55,50 @@ def gradients(rows: list[dict], histories: dict, workdir: str, label) -> str:
 
 
 def curves(rows: list[dict], histories: dict, workdir: str) -> str:
-  """All runs in one panel; writes curves.png and gradients.png."""
-  fig, ax = plt.subplots(figsize=(7, 5))
-  _draw_runs(ax, rows, histories, lambda row: row['name'])
-  ax.set_title('dashed: training error, solid: test error')
+  """Training loss (log scale) and error curves of all runs; writes curves.png and gradients.png."""
+  fig, (loss_ax, error_ax) = plt.subplots(1, 2, figsize=(13, 5))
+  for i, row in enumerate(rows):
+    loss_ax.semilogy(*_series(histories[row['name']], 'train/loss'), color=f'C{i}', label=row['name'])
+  loss_ax.set_xlabel('iterations')
+  loss_ax.set_ylabel('training loss (mean over each log interval)')
+  loss_ax.grid(alpha=0.3, which='both')
+  loss_ax.legend()
+  _draw_runs(error_ax, rows, histories, lambda row: row['name'])
+  error_ax.set_title('dashed: training error, solid: test error')
   gradients(rows, histories, workdir, lambda row: row['name'])
   return _save(fig, workdir, 'curves.png')
+
+
+def _layer_norms(history: list[dict]) -> tuple[list, list, list]:
+  """(groups input to output, gradient norms at the first step, in the last logged window)."""
+  init = next((r for r in history if r['step'] == 0), None)
+  if init is None:
+    return [], [], []
+  groups = [k[len('init/grad_norm/'):] for k in init if k.startswith('init/grad_norm/')]
+  logged = [r for r in history if 'train/grad_norm/global' in r]
+  last = [logged[-1][f'train/grad_norm/{g}'] for g in groups] if logged else [math.nan] * len(groups)
+  return groups, [init[f'init/grad_norm/{g}'] for g in groups], last
+
+
+def layer_gradients(rows: list[dict], histories: dict, workdir: str) -> str:
+  """Gradient norm per layer, input to output, at initialization and after training; writes
+  layer_gradients.png (plus curves.png and gradients.png). A vanishing gradient is a line falling
+  towards the input."""
+  fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+  for i, row in enumerate(rows):
+    groups, first, last = _layer_norms(histories[row['name']])
+    for ax, values in zip(axes, (first, last)):
+      ax.semilogy(range(len(groups)), values, 'o-', color=f'C{i}', label=row['name'])
+  for ax, when in zip(axes, ('at initialization (first step)', 'after training (last log interval)')):
+    ax.set_title(f'gradient norm per layer, {when}')
+    ax.set_xlabel('layer (input -> output)')
+    ax.grid(alpha=0.3, which='both')
+    if groups:
+      ax.set_xticks(range(len(groups)), groups, rotation=45, ha='right', fontsize=8)
+  axes[0].set_ylabel('||dL/dW|| of the layer')
+  axes[0].legend(fontsize=8)
+  curves(rows, histories, workdir)
+  return _save(fig, workdir, 'layer_gradients.png')
 
 
 def degradation(rows: list[dict], histories: dict, workdir: str) -> str:
@@ -89,6 +128,7 @@ def _save(fig, workdir: str, name: str) -> str:
 
 PLOTS.register('curves', curves)
 PLOTS.register('degradation', degradation)
+PLOTS.register('layer_gradients', layer_gradients)
 
 
 def get(name: str):

@@ -5,13 +5,17 @@ import os
 import struct
 import time
 
+import unittest.mock
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from jaxnets import data
 from jaxnets.data import augment, batching, offline, source
+from jaxnets.data.preprocess import Preprocess, input_shape
 from jaxnets.registry import UnknownNameError
 
 IDX_DIR = offline.FASHION_MNIST_IDX_DIR
@@ -163,3 +167,67 @@ def test_normalize_with_channel_stats(images):
   assert out.dtype == np.float32
   np.testing.assert_allclose(out.mean(axis=(0, 1, 2)), 0, atol=1e-4)
   np.testing.assert_allclose(out.std(axis=(0, 1, 2)), 1, atol=1e-4)
+
+
+def test_random_rotate_by_a_quarter_turn_is_rot90():
+  square = np.random.default_rng(1).normal(size=(3, 7, 7, 2)).astype(np.float32)
+  np.testing.assert_allclose(augment.random_rotate(jax.random.key(0), square, 0.0), square, atol=1e-5)
+  # The output at (r, c) samples the input rotated back: +90 degrees is numpy's rot90 with k=1 on (H, W).
+  np.testing.assert_allclose(_rotate_exact(square, 90.0), np.rot90(square, k=1, axes=(1, 2)), atol=1e-4)
+
+
+def _rotate_exact(images, degrees):
+  """random_rotate with its angle pinned to `degrees` (uniform over [d, d])."""
+  with unittest.mock.patch.object(jax.random, 'uniform', lambda key, shape, **_: jnp.full(shape, degrees)):
+    return np.asarray(augment.random_rotate(jax.random.key(0), jnp.asarray(images), degrees))
+
+
+def test_random_rotate_keeps_shape_and_varies_per_example(images):
+  x = images.astype(np.float32)
+  out = np.asarray(augment.random_rotate(jax.random.key(3), jnp.asarray(x), 30.0))
+  assert out.shape == x.shape
+  changed = [not np.allclose(o, i) for o, i in zip(out, x)]
+  assert sum(changed) > 60  # Angle 0 has probability 0.
+
+
+def test_random_brightness_shifts_each_example_by_one_bounded_offset(images):
+  x = images.astype(np.float32)
+  delta = np.array([10.0, 20.0, 30.0], np.float32)
+  out = np.asarray(augment.random_brightness(jax.random.key(4), jnp.asarray(x), delta))
+  shift = out - x
+  u = shift[..., 0:1] / delta[0]
+  np.testing.assert_allclose(shift, np.broadcast_to(u * delta, shift.shape), rtol=1e-4, atol=1e-3)
+  assert np.all(np.abs(u) <= 1) and np.ptp(u[:, 0, 0, 0]) > 1.0  # Spread over [-1, 1].
+
+
+def test_brightness_config_is_a_fraction_of_the_full_range(images):
+  pre = Preprocess(np.zeros(3, np.float32), np.full(3, 51.0, np.float32), ('brightness',), brightness=0.2)
+  out = np.asarray(pre.train(jax.random.key(5), images)) - np.asarray(pre.eval(images))
+  # 0.2 of 255 is 51 pixel units, i.e. 1.0 in units of this std of 51.
+  assert np.abs(out).max() <= 1.0 + 1e-5 and np.abs(out).max() > 0.8
+
+
+def test_pad_to_centres_the_image_in_mean_valued_padding():
+  images = np.full((2, 28, 28, 1), 200, np.uint8)
+  pre = Preprocess(np.array([100.0], np.float32), np.array([50.0], np.float32), pad_to=32)
+  out = np.asarray(pre.eval(images))
+  assert out.shape == (2, 32, 32, 1)
+  np.testing.assert_array_equal(out[:, 2:30, 2:30], 2.0)
+  assert out[:, :2].sum() == out[:, 30:].sum() == out[:, :, :2].sum() == 0
+  assert input_shape((28, 28, 1), 32) == (32, 32, 1) and input_shape((40, 40, 3), 32) == (40, 40, 3)
+  with pytest.raises(ValueError, match='data.pad_to=-1'):
+    input_shape((28, 28, 1), -1)
+
+
+def test_celeba_reads_forty_binary_attributes_at_64x64(tmp_path):
+  with tfds.testing.mock_data(num_examples=5):
+    arrays = data.load('celeb_a', 'train', str(tmp_path))
+  assert arrays.images.shape == (5, 64, 64, 3) and arrays.images.dtype == np.uint8
+  assert arrays.labels.shape == (5, 40) and set(np.unique(arrays.labels)) <= {0, 1}
+  assert data.spec('celeb_a').num_classes == 40
+
+
+def test_eval_batches_pad_multilabel_targets():
+  arrays = data.Arrays(images=np.zeros((5, 2, 2, 1), np.uint8), labels=np.ones((5, 40), np.int32))
+  _, labels, mask = list(batching.eval_batches(arrays, 4))[1]
+  assert labels.shape == (4, 40) and labels[1:].sum() == 0 and mask.tolist() == [1, 0, 0, 0]

@@ -116,3 +116,43 @@ def test_a_diverging_run_does_not_cancel_the_others(tmp_path):
   rows = json.load(open(os.path.join(workdir, 'results.json')))
   assert [r.get('status') for r in rows] == [None, 'diverged'] and 'test_error' in rows[0]
   assert os.path.exists(os.path.join(workdir, 'curves.png'))
+
+
+def test_variants_set_several_fields_and_cross_with_the_sweep():
+  c = tiny_config()
+  c.experiment.variants = ('small: optimizer.name=sgd optimizer.lr=0.5; '
+                           'aug: data.augment=crop,flip,rotate train.early_stopping_patience=2')
+  c.experiment.sweep = 'model.depth=8,14'
+  runs = experiment.expand(c)
+  assert [name for name, _ in runs] == ['small-depth=8', 'small-depth=14', 'aug-depth=8', 'aug-depth=14']
+  small, aug = runs[0][1], runs[3][1]
+  assert (small.optimizer.name, small.optimizer.lr, small.data.augment) == ('sgd', 0.5, c.data.augment)
+  assert aug.data.augment == 'crop,flip,rotate' and aug.train.early_stopping_patience == 2
+  assert aug.model.depth == 14 and aug.optimizer.name == c.optimizer.name
+  assert small.experiment.variants == small.experiment.sweep == ''
+
+
+def test_optimizer_and_regularization_studies_declare_their_runs():
+  from experiments.configs import optimizers, regularization  # noqa: PLC0415
+  runs = dict(experiment.expand(optimizers.get_config()))
+  assert list(runs) == ['sgd', 'momentum', 'nesterov', 'adagrad', 'adadelta', 'rmsprop', 'adam']
+  assert [runs[n].optimizer.name for n in runs] == list(runs)
+  assert runs['rmsprop'].optimizer.momentum == 0.0 and runs['adadelta'].optimizer.lr == 1.0
+  runs = dict(experiment.expand(regularization.get_config()))
+  assert runs['baseline'].model.batch_norm is False and runs['batch_norm'].model.batch_norm is True
+  assert runs['augmentation'].data.augment == 'crop,flip,rotate,brightness'
+  assert runs['early_stopping'].train.early_stopping_patience == 3
+  assert runs['baseline'].train.early_stopping_patience == 0
+
+
+@pytest.mark.parametrize('variants, message', [
+    ('a: model.depht=8', r"model\.depht"),
+    ('a model.depth=8', r"bad variant 'a model\.depth=8'"),
+    ('a: model.depth', r"bad assignment 'model\.depth' in variant 'a'"),
+    ('a: model.depth=8; a: model.depth=14', 'repeats a name'),
+])
+def test_bad_variants_are_named(variants, message):
+  c = tiny_config()
+  c.experiment.variants = variants
+  with pytest.raises((KeyError, ValueError), match=message):
+    experiment.expand(c)

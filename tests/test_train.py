@@ -46,8 +46,12 @@ def test_one_step_writes_metrics_checkpoint_and_records(tmp_path, monkeypatch):
   assert summary['steps'] == 1 and summary['params'] > 0
   assert 0.0 <= summary['test_error'] <= 1.0 and summary['test_examples'] == 64
   assert summary['train_error_examples'] == 32
-  records = read_metrics(workdir)
+  init, records = read_metrics(workdir)[0], read_metrics(workdir)[1:]
+  # The first step's gradient norms per layer group, in input-to-output order.
+  assert init['step'] == 0 and list(init)[1:] == [
+      f'init/grad_norm/{g}' for g in ('stem', 'stage1', 'stage2', 'stage3', 'head')]
   assert records[0]['step'] == 1 and np.isfinite(records[0]['train/loss'])
+  assert init['init/grad_norm/head'] == records[0]['train/grad_norm/head']  # A one-step window.
   assert records[0]['train/update_norm'] > 0 and records[0]['train/lr'] > 0  # The step updated.
   assert {'train/grad_norm/stem', 'train/grad_norm/stage3', 'train/grad_norm/first_layer',
           'train/lr'} <= set(records[0])
@@ -197,3 +201,48 @@ def test_two_processes_train_like_one(tmp_path):
   assert len(json.load(open(os.path.join(multi, 'versions.json')))[-1]['devices']) == 4
   assert json.load(open(os.path.join(multi, 'versions.json')))[-1]['process_count'] == 2
   _assert_same_training(single, multi, summary_single, summaries[0])
+
+
+def _early_stopping_config(**train):
+  c = tiny_config(steps=10, train_split='train[:48]', val_split='train[48:]')
+  c.optimizer.lr = 0.3
+  c.train.eval_every = 1
+  c.train.update(train)
+  return c
+
+
+def test_early_stopping_follows_the_rule_on_the_logged_validation_curve(tmp_path):
+  with mock_data():
+    summary = train_and_evaluate(_early_stopping_config(early_stopping_patience=2), str(tmp_path))
+  curve = [(r['step'], r['val/error']) for r in read_metrics(str(tmp_path)) if 'val/error' in r]
+  # Replay the rule by hand: a new best must be strictly lower; stop after 2 evaluations without one.
+  best, best_step, since, stop = float('inf'), 0, 0, 10
+  for step, error in curve:
+    if error < best:
+      best, best_step, since = error, step, 0
+    else:
+      since += 1
+      if since == 2 and step < 10:
+        stop = step
+        break
+  assert curve[-1][0] == stop == summary['stopped_step'] == summary['steps']
+  assert stop < 10  # This run (fixed mock data and seed) does stop early: the stop path is covered.
+  assert (summary['best_step'], summary['val_error']) == (best_step, best)
+
+
+def test_early_stopping_resumes_exactly(tmp_path):
+  config = _early_stopping_config(early_stopping_patience=3)
+  with mock_data():
+    straight = train_and_evaluate(config, str(tmp_path / 'straight'))
+    assert train_and_evaluate(config, str(tmp_path / 'resumed'), stop_after=2) is None
+    resumed = train_and_evaluate(config, str(tmp_path / 'resumed'))
+  drop_time = lambda s: {k: v for k, v in s.items() if k != 'wall_seconds'}
+  assert drop_time(resumed) == drop_time(straight)
+  assert _train_metrics(str(tmp_path / 'resumed')) == _train_metrics(str(tmp_path / 'straight'))
+
+
+def test_early_stopping_needs_a_validation_split(tmp_path):
+  c = tiny_config()
+  c.train.early_stopping_patience = 2
+  with pytest.raises(ValueError, match=r'early_stopping_patience=2 needs a validation split.*data\.val_split'):
+    train_and_evaluate(c, str(tmp_path))

@@ -23,10 +23,14 @@ def get_config(arg: str | None = None):
   c.data.data_dir = ''  # '' = $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.train_split = ''  # '' = the dataset's own train / test split.
   c.data.test_split = ''
+  c.data.val_split = ''  # A TFDS split scored every train.eval_every steps ('' = none), e.g. 'train[50000:]'.
   c.data.batch_size = 128  # Global, over all devices and hosts.
   c.data.eval_batch_size = 1000
-  c.data.augment = 'crop,flip'  # Comma-separated names; '' for none.
+  c.data.augment = 'crop,flip'  # Comma-separated names (crop, flip, rotate, brightness); '' for none.
   c.data.crop_padding = 4
+  c.data.pad_to = 0  # Zero-pad (after normalization) images to at least pad_to x pad_to; 0 = as stored.
+  c.data.rotate_degrees = 15.0  # rotate: angle uniform in [-d, d].
+  c.data.brightness = 0.2  # brightness: offset uniform in [-b, b] of the full [0, 255] range.
   c.data.train_eval_examples = 10000  # Fixed training subset scored in eval mode at the end; 0 = all.
   c.data.test_curve_examples = 2000  # Test subset scored every train.eval_every steps; 0 = all.
 
@@ -56,10 +60,16 @@ def get_config(arg: str | None = None):
   c.train.eval_every = 100
   c.train.checkpoint_every = 100
   c.train.keep_checkpoints = 2
+  # Stop after this many evaluations without a lower validation error and keep the best network
+  # (0 = off; needs data.val_split).
+  c.train.early_stopping_patience = 0
+  c.train.aux_loss_weight = 0.3  # Weight of auxiliary classifier losses (GoogLeNet's, Szegedy et al.).
 
   # Several runs from one config: whitespace-separated 'field=v1,v2' axes, crossed (see jaxnets.experiment).
   c.experiment = ml_collections.ConfigDict()
   c.experiment.sweep = ''
+  # Named runs setting several fields each, crossed with the sweep: 'name: a.b=v c.d=w; name2: ...'.
+  c.experiment.variants = ''
   c.experiment.columns = 'model.name'  # Config fields shown beside the results in results.md.
   c.experiment.report = 'curves'  # Plot in the workdir: a name in jaxnets.plots.names().
   return c

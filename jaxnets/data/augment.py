@@ -1,7 +1,8 @@
 """Image augmentation as jittable JAX functions on whole batches, one key drawing every example's randomness.
 
-The training loop keeps uint8 images on device and runs normalize -> random_crop -> random_flip there.
-random_crop pads with zeros in the space it is given; after normalize that is the per-channel mean.
+The training loop keeps uint8 images on device and runs normalize, then the configured augmentations
+(random_crop, random_flip, random_rotate, random_brightness) there. random_crop and random_rotate
+fill with zeros in the space they are given; after normalize that is the per-channel mean.
 """
 
 import jax
@@ -33,6 +34,36 @@ def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
   """Reverses the width axis of each example with probability 1/2."""
   flip = jax.random.bernoulli(key, 0.5, (images.shape[0], 1, 1, 1))
   return jnp.where(flip, images[:, :, ::-1], images)
+
+
+def random_rotate(key: jax.Array, images: jax.Array, max_degrees: float) -> jax.Array:
+  """Rotates each example about its centre by an angle uniform in [-max_degrees, max_degrees].
+
+  Bilinear interpolation; pixels that come from outside the image are 0.
+  """
+  n, h, w, _ = images.shape
+  angles = jnp.deg2rad(jax.random.uniform(key, (n,), minval=-max_degrees, maxval=max_degrees))
+  rows, cols = jnp.meshgrid(jnp.arange(h) - (h - 1) / 2, jnp.arange(w) - (w - 1) / 2, indexing='ij')
+
+  def rotate(image, angle):
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    # Each output pixel samples the input at the inversely rotated position (positive angles turn the
+    # image counterclockwise as displayed, as np.rot90 and PIL do).
+    src_rows = cos * rows + sin * cols + (h - 1) / 2
+    src_cols = -sin * rows + cos * cols + (w - 1) / 2
+    channel = lambda c: jax.scipy.ndimage.map_coordinates(c, [src_rows, src_cols], order=1, cval=0.0)
+    return jax.vmap(channel, in_axes=2, out_axes=2)(image)
+
+  return jax.vmap(rotate)(images, angles)
+
+
+def random_brightness(key: jax.Array, images: jax.Array, max_delta: jax.Array) -> jax.Array:
+  """Adds to each example one offset per channel drawn as u * max_delta, u uniform in [-1, 1].
+
+  `max_delta` is per channel (broadcast over H, W), in the units of `images`.
+  """
+  u = jax.random.uniform(key, (images.shape[0], 1, 1, 1), minval=-1.0, maxval=1.0)
+  return images + u * jnp.asarray(max_delta, images.dtype)
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:

@@ -44,7 +44,7 @@ def eval_batches(arrays: Arrays, batch_size: int) -> Iterator[tuple[np.ndarray, 
     short = batch_size - len(labels)
     if short:
       images = np.concatenate([images, np.zeros((short,) + images.shape[1:], images.dtype)])
-      labels = np.concatenate([labels, np.zeros(short, labels.dtype)])
+      labels = np.concatenate([labels, np.zeros((short,) + labels.shape[1:], labels.dtype)])
       mask[-short:] = 0
     yield images, labels, mask
 

@@ -3,6 +3,7 @@
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.data import augment
@@ -11,6 +12,10 @@ from jaxnets.registry import Registry
 AUGMENTATIONS = Registry('augmentation')
 AUGMENTATIONS.register('crop', lambda key, x, pre: augment.random_crop(key, x, pre.crop_padding))
 AUGMENTATIONS.register('flip', lambda key, x, pre: augment.random_flip(key, x))
+AUGMENTATIONS.register('rotate', lambda key, x, pre: augment.random_rotate(key, x, pre.rotate_degrees))
+# brightness is a fraction of the full [0, 255] range, so in normalized units it is 255 * b / std.
+AUGMENTATIONS.register(
+    'brightness', lambda key, x, pre: augment.random_brightness(key, x, 255.0 * pre.brightness / pre.std))
 
 
 def parse_augment(spec: str) -> tuple:
@@ -28,20 +33,35 @@ class Preprocess:
   std: np.ndarray
   augment: tuple = ()
   crop_padding: int = 4
+  rotate_degrees: float = 15.0
+  brightness: float = 0.2
+  pad_to: int = 0
 
   @classmethod
   def from_config(cls, data_cfg, train_images: np.ndarray) -> 'Preprocess':
     """config.data's augmentations, normalized by the channel statistics of `train_images`."""
     mean, std = augment.channel_stats(train_images)
-    return cls(mean, std, parse_augment(data_cfg.augment), data_cfg.crop_padding)
+    return cls(mean, std, parse_augment(data_cfg.augment), data_cfg.crop_padding,
+               data_cfg.rotate_degrees, data_cfg.brightness, data_cfg.pad_to)
 
   def train(self, key, images):
-    """Normalized, then each augmentation in order with its own key."""
-    x = augment.normalize(images, self.mean, self.std)
+    """Normalized and padded, then each augmentation in order with its own key."""
+    x = self.eval(images)
     for i, name in enumerate(self.augment):
       x = AUGMENTATIONS.get(name)(jax.random.fold_in(key, i), x, self)
     return x
 
   def eval(self, images):
-    """Normalized only."""
-    return augment.normalize(images, self.mean, self.std)
+    """Normalized, and zero-padded (i.e. with the mean) to pad_to x pad_to if that is set."""
+    x = augment.normalize(images, self.mean, self.std)
+    h, w = input_shape(x.shape[1:], self.pad_to)[:2]
+    return jnp.pad(x, ((0, 0), ((h - x.shape[1]) // 2, (h - x.shape[1] + 1) // 2),
+                       ((w - x.shape[2]) // 2, (w - x.shape[2] + 1) // 2), (0, 0)))
+
+
+def input_shape(image_shape: tuple, pad_to: int) -> tuple:
+  """The (H, W, C) the model sees: images padded to at least pad_to x pad_to (0: as stored)."""
+  if pad_to < 0:
+    raise ValueError(f'data.pad_to={pad_to} must be >= 0 (0: no padding)')
+  h, w, c = image_shape
+  return (max(h, pad_to), max(w, pad_to), c)

@@ -51,20 +51,24 @@ def clear_cache() -> None:
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, split: str, data_dir: str) -> Arrays:
   """load() for a resolved data_dir, cached."""
-  tfds_name = spec(name).tfds_name
+  dataset_spec = spec(name)
   try:
-    return _read(tfds_name, split, data_dir)
+    return _read(dataset_spec, split, data_dir)
   except AssertionError:  # How TFDS's as_dataset reports that data_dir holds no prepared data.
     try:
-      _prepare(name, tfds_name, data_dir)
+      _prepare(name, dataset_spec.tfds_name, data_dir)
     except FileExistsError:  # Another process (of a multi-host run) finished preparing it first.
       pass
-  return _read(tfds_name, split, data_dir)
+  return _read(dataset_spec, split, data_dir)
 
 
-def _read(tfds_name: str, split: str, data_dir: str) -> Arrays:
+def _read(dataset_spec, split: str, data_dir: str) -> Arrays:
   """Reads a prepared split as one batch; a fresh builder so that data prepared since is seen."""
-  dataset = tfds.builder(tfds_name, data_dir=data_dir).as_dataset(split=split, as_supervised=True)
+  builder = tfds.builder(dataset_spec.tfds_name, data_dir=data_dir)
+  if dataset_spec.example is None:
+    dataset = builder.as_dataset(split=split, as_supervised=True)
+  else:
+    dataset = builder.as_dataset(split=split).map(dataset_spec.example)
   # One batch of the split's known length: batch_size=-1 would batch by the split metadata, which
   # tfds.testing.mock_data lacks (TensorFlow then aborts allocating sys.maxsize examples).
   images, labels = tfds.as_numpy(dataset.batch(len(dataset)).get_single_element())

@@ -1,17 +1,17 @@
-"""The model registry: `create(name, **kwargs)` builds any model by name; `names()` lists them."""
+"""The model registry: `create(name, **kwargs)` builds any model by name; `names()` lists them.
 
-import functools
+Each family module exposes `ENTRIES`, a dict name -> constructor (a Module class or a
+functools.partial of one fixing e.g. the depth); adding a model is one entry there.
+"""
 
-from jaxnets.models.mlp import MLP
-from jaxnets.models.resnet import CIFAR_DEPTHS, CifarResNet
+from jaxnets.models import (alexnet, cnn, densenet, googlenet, highway, lenet, mlp, resnet, vgg,
+                            wide_resnet)
 from jaxnets.registry import Registry
 
 MODELS = Registry('model')
-MODELS.register('mlp', MLP)
-MODELS.register('cifar_resnet', CifarResNet)
-for _depth in CIFAR_DEPTHS:
-  MODELS.register(f'cifar_resnet{_depth}', functools.partial(CifarResNet, depth=_depth, residual=True))
-  MODELS.register(f'cifar_plain{_depth}', functools.partial(CifarResNet, depth=_depth, residual=False))
+for _family in (mlp, resnet, densenet, cnn, wide_resnet, highway, lenet, alexnet, vgg, googlenet):
+  for _name, _constructor in _family.ENTRIES.items():
+    MODELS.register(_name, _constructor)
 
 
 def create(name: str, **kwargs):

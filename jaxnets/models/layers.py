@@ -1,4 +1,8 @@
-"""Conv-BatchNorm-activation: the unit every convolutional family here is built from."""
+"""Conv-BatchNorm-activation and its pre-activation mirror: the units of the convolutional families.
+
+ConvBN is the original ResNet's order (He et al. 2016); BNActConv the pre-activation order of
+He et al. (2016b), where BatchNorm and the nonlinearity come before the convolution.
+"""
 
 from typing import Callable, Optional
 
@@ -8,8 +12,20 @@ import flax.linen as nn
 he_normal = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
 
 
+def conv(features: int, kernel_size: int = 3, strides: int = 1, name: Optional[str] = None) -> nn.Conv:
+  """A bias-free, He-initialized k x k convolution padded by k // 2 on each side (torchvision's padding)."""
+  k = kernel_size
+  return nn.Conv(features, (k, k), (strides, strides), padding=[(k // 2, k // 2)] * 2, use_bias=False,
+                 kernel_init=he_normal, name=name)
+
+
+def batch_norm(train: bool, momentum: float = 0.9, epsilon: float = 1e-5, name: Optional[str] = None):
+  """BatchNorm with batch statistics in training and running averages in eval."""
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, name=name)
+
+
 class ConvBN(nn.Module):
-  """A bias-free convolution, BatchNorm (batch statistics in training, running averages in eval), activation."""
+  """Bias-free convolution, BatchNorm (batch statistics in training, running averages in eval), activation."""
   features: int
   kernel_size: int = 3
   strides: int = 1
@@ -19,9 +35,24 @@ class ConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    k = self.kernel_size
-    x = nn.Conv(self.features, (k, k), (self.strides, self.strides), padding=[(k // 2, k // 2)] * 2,
-                use_bias=False, kernel_init=he_normal, name='conv')(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                     epsilon=self.bn_epsilon, name='bn')(x)
+    x = conv(self.features, self.kernel_size, self.strides, name='conv')(x)
+    x = batch_norm(train, self.bn_momentum, self.bn_epsilon, name='bn')(x)
     return x if self.act is None else self.act(x)
+
+
+class BNActConv(nn.Module):
+  """The pre-activation unit: BatchNorm, activation, dropout (if `dropout` > 0), a bias-free convolution."""
+  features: int
+  kernel_size: int = 3
+  strides: int = 1
+  dropout: float = 0.0
+  act: Callable = nn.relu
+  bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = self.act(batch_norm(train, self.bn_momentum, self.bn_epsilon, name='bn')(x))
+    if self.dropout:
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return conv(self.features, self.kernel_size, self.strides, name='conv')(x)

@@ -17,9 +17,10 @@ from absl import logging
 
 from jaxnets import data, models, optim, tasks
 from jaxnets.data import batching
-from jaxnets.data.preprocess import Preprocess, parse_augment
+from jaxnets.data.preprocess import Preprocess, input_shape, parse_augment
 from jaxnets.train import diagnostics, sharding
 from jaxnets.train.checkpoint import Checkpointer
+from jaxnets.train.early_stopping import EarlyStopping
 from jaxnets.train.progress import DivergedError, Progress
 from jaxnets.train.record import RunRecord
 from jaxnets.train.state import count_params, init_state
@@ -40,6 +41,12 @@ def validate(config, stop_after: int | None = None) -> None:
                      f'train.log_every={t.log_every} (checkpoints are taken at logged, checked steps)')
   if stop_after is not None and stop_after % t.log_every:
     raise ValueError(f'stop_after={stop_after} must be a multiple of train.log_every={t.log_every}')
+  if t.early_stopping_patience < 0:
+    raise ValueError(f'train.early_stopping_patience={t.early_stopping_patience} must be >= 0 (0: off)')
+  if t.early_stopping_patience and not config.data.val_split:
+    raise ValueError(f'train.early_stopping_patience={t.early_stopping_patience} needs a validation '
+                     "split: set data.val_split (e.g. 'train[50000:]', with data.train_split "
+                     "'train[:50000]')")
   sharding.check_batch_size(config.data.batch_size, 'data.batch_size')
   sharding.check_batch_size(config.data.eval_batch_size, 'data.eval_batch_size')
 
@@ -89,7 +96,7 @@ def train_and_evaluate(config, workdir: str, *, stop_after: int | None = None) -
 
 
 def _train(config, workdir, record, stop_after):
-  """Build, restore, train to `stop_after` or the end, and (at the end) evaluate and summarize."""
+  """Build, restore, train to `stop_after` or the end (or an early stop), then evaluate and summarize."""
   # Everything named in the config is resolved, and the model traced, before the data is read.
   spec = data.spec(config.data.name)
   model_kwargs = {k: v for k, v in config.model.items() if k != 'name'}
@@ -98,29 +105,38 @@ def _train(config, workdir, record, stop_after):
   total_steps = config.train.steps
   tx, schedule = optim.create(config.optimizer, total_steps)
   parse_augment(config.data.augment)
-  sample = np.zeros((1,) + spec.image_shape, np.float32)
+  sample = np.zeros((1,) + input_shape(spec.image_shape, config.data.pad_to), np.float32)
   order = diagnostics.layer_order(model, sample)
 
   data_dir = config.data.data_dir or None
-  train_arrays = data.load(spec.name, config.data.train_split or spec.train_split, data_dir)
-  test_arrays = data.load(spec.name, config.data.test_split or spec.test_split, data_dir)
+  load = lambda split: data.load(spec.name, split, data_dir)
+  train_arrays = load(config.data.train_split or spec.train_split)
+  test_arrays = load(config.data.test_split or spec.test_split)
+  val_arrays = load(config.data.val_split) if config.data.val_split else None
   preprocess = Preprocess.from_config(config.data, train_arrays.images)
 
   mesh = sharding.data_mesh()
   state = jax.jit(lambda: init_state(model, tx, config.seed, sample),
                   out_shardings=sharding.replicated(mesh))()
   num_params = count_params(state.params)
-  train_step, eval_step = jit_steps(model, task, tx, schedule, config.optimizer, preprocess, order, mesh)
+  train_step, eval_step = jit_steps(model, task, tx, schedule, config.optimizer, preprocess, order, mesh,
+                                    config.train.aux_loss_weight)
   evaluate_on = lambda state, arrays: evaluate(eval_step, state, arrays, config.data.eval_batch_size, mesh)
+  patience = config.train.early_stopping_patience
+  stopping = EarlyStopping(patience) if patience else None
 
   # Closing waits for checkpoint writes in flight: a failing run keeps its last good checkpoint.
   with (contextlib.closing(Checkpointer(os.path.join(workdir, 'checkpoints'),
                                         config.train.keep_checkpoints)) as checkpointer,
+        (contextlib.closing(Checkpointer(os.path.join(workdir, 'checkpoints_best'), 1)) if stopping
+         else contextlib.nullcontext()) as best,
         contextlib.closing(MetricWriter(workdir)) as writer):
     start, wall_before = checkpointer.latest_step() or 0, 0.0
     if start:
       state, meta = checkpointer.restore(start, state)
       wall_before = meta['wall_seconds']
+      if stopping:
+        stopping = EarlyStopping.from_meta(patience, meta['early_stopping'])
       logging.info('resumed from step %d of %s', start, workdir)
     writer.truncate_after(start)
     record.add_session(start)
@@ -134,39 +150,67 @@ def _train(config, workdir, record, stop_after):
     progress = Progress(writer, total_steps, batch_size, config.optimizer.lr)
     session_start = time.time()
     end = total_steps if stop_after is None else min(stop_after, total_steps)
+    done = start
     for step in range(start, end):
       idx = batching.train_indices(len(train_arrays.labels), batch_size, config.seed, step)[part]
       state, metrics = train_step(state, *sharding.put_batch(
           mesh, train_arrays.images[idx], train_arrays.labels[idx]))
       progress.add(metrics)
       done = step + 1
+      if step == 0:
+        writer.write(0, _layer_gradients(metrics, order))
       if done % config.train.log_every == 0 or done == total_steps:
         progress.log(done)
-      if done % config.train.eval_every == 0 and done < total_steps:
+      stop_early = False
+      if done % config.train.eval_every == 0 or done == total_steps:
         eval_start = time.time()
-        curve = evaluate_on(state, test_curve)
-        writer.write(done, {'test/loss': curve['loss'], 'test/error': curve['error']})
+        if val_arrays is not None:
+          val = evaluate_on(state, val_arrays)
+          writer.write(done, {'val/loss': val['loss'], 'val/error': val['error']})
+          if stopping and stopping.update(done, val['error']):
+            best.save(done, state, {})
+          stop_early = bool(stopping and stopping.should_stop and done < total_steps)
+        if done < total_steps:
+          curve = evaluate_on(state, test_curve)
+          writer.write(done, {'test/loss': curve['loss'], 'test/error': curve['error']})
         progress.pause_clock(eval_start)
-      if done % config.train.checkpoint_every == 0 or done == end:
+      if done % config.train.checkpoint_every == 0 or done == end or stop_early:
         if not _finite(state.params):
           raise DivergedError(f'diverged: parameters are not finite after step {done}; lower '
                               f'optimizer.lr={config.optimizer.lr} or add clipping')
-        checkpointer.save(done, state, {'wall_seconds': wall_before + time.time() - session_start})
-    if end < total_steps:
-      return None
+        meta = {'wall_seconds': wall_before + time.time() - session_start}
+        checkpointer.save(done, state, meta | ({'early_stopping': stopping.to_meta()} if stopping else {}))
+      if stop_early:
+        logging.info('early stop at step %d: no better validation error than %.4f (step %d) for %d '
+                     'evaluations', done, stopping.best_error, stopping.best_step, patience)
+        break
+    else:
+      if end < total_steps:
+        return None
 
+    extra = {}
+    if stopping:  # The result is the network of the best validation error.
+      state, _ = best.restore(stopping.best_step, state)
+      extra = {'val_error': stopping.best_error, 'best_step': stopping.best_step, 'stopped_step': done}
     test = evaluate_on(state, test_arrays)
     train_eval = _subset(train_arrays, config.data.train_eval_examples)
     train = evaluate_on(state, train_eval)
-    writer.write(total_steps, {'final/test_error': test['error'], 'final/test_loss': test['loss'],
-                               'final/train_error': train['error'], 'final/train_loss': train['loss']})
+    writer.write(done, {'final/test_error': test['error'], 'final/test_loss': test['loss'],
+                        'final/train_error': train['error'], 'final/train_loss': train['loss']})
   wall = wall_before + time.time() - session_start
-  summary = {'params': num_params, 'steps': total_steps,
+  summary = {'params': num_params, 'steps': done,
              'train_error': train['error'], 'train_loss': train['loss'],
              'train_error_examples': len(train_eval.labels),
              'test_error': test['error'], 'test_loss': test['loss'],
-             'test_examples': len(test_arrays.labels), 'wall_seconds': round(wall, 1)}
+             'test_examples': len(test_arrays.labels), **extra, 'wall_seconds': round(wall, 1)}
   record.finish(summary)
   logging.info('done: test error %.4f, train error %.4f (eval mode, %d training examples), %.0f s',
                test['error'], train['error'], len(train_eval.labels), wall)
   return summary
+
+
+def _layer_gradients(metrics, order) -> dict:
+  """The first step's gradient norms as init/grad_norm/<group>, groups in input-to-output order."""
+  host = jax.device_get(metrics)
+  groups = dict.fromkeys(diagnostics.group_of(name) for name in order)
+  return {f'init/grad_norm/{g}': float(host[f'grad_norm/{g}']) for g in groups}

@@ -8,8 +8,12 @@ from jaxnets import optim
 from jaxnets.train import diagnostics, sharding
 
 
-def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order):
-  """train_step(state, images, labels) -> (state, metrics), with metrics as scalars for this batch."""
+def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order, aux_loss_weight=0.0):
+  """train_step(state, images, labels) -> (state, metrics), with metrics as scalars for this batch.
+
+  Logits a model sows into 'aux_logits' in training (GoogLeNet's auxiliary classifiers) add
+  aux_loss_weight times their task loss to the objective (Szegedy et al. 2014 use 0.3).
+  """
 
   def train_step(state, images, labels):
     aug_key, dropout_key = jax.random.split(state.step_key())
@@ -17,8 +21,11 @@ def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order)
 
     def loss_fn(params):
       logits, updates = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
-                                    train=True, mutable=['batch_stats'], rngs={'dropout': dropout_key})
+                                    train=True, mutable=['batch_stats', 'aux_logits'],
+                                    rngs={'dropout': dropout_key})
       data_loss = jnp.mean(task.loss(logits, labels))
+      for aux in jax.tree.leaves(updates.get('aux_logits', {})):
+        data_loss += aux_loss_weight * jnp.mean(task.loss(aux, labels))
       return data_loss + optim.penalty(params, opt_cfg), (logits, updates.get('batch_stats', {}))
 
     (total_loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -46,10 +53,11 @@ def make_eval_step(model, task, preprocess):
   return eval_step
 
 
-def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layer_order, mesh):
+def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layer_order, mesh, aux_loss_weight=0.0):
   """(train_step, eval_step) as the loop runs them: jitted, state donated, outputs replicated."""
   replicated = sharding.replicated(mesh)
-  train_step = jax.jit(make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order),
+  train_step = jax.jit(make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order,
+                                       aux_loss_weight),
                        donate_argnums=0, out_shardings=(replicated, replicated))
   eval_step = jax.jit(make_eval_step(model, task, preprocess), out_shardings=replicated)
   return train_step, eval_step

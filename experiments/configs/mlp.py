@@ -1,0 +1,24 @@
+"""The course's multilayer perceptron: flattened 28x28 images, two hidden ReLU layers (300, 100) with
+He initialization, a softmax output trained by cross-entropy, SGD with momentum."""
+
+import ml_collections
+
+from experiments.configs import default
+
+
+def get_config(arg: str | None = None):
+  if arg not in (None, ''):
+    raise ValueError(f"unknown variant {arg!r} of mlp; valid choices: '' (default)")
+  c = default.get_config()
+  c.model = ml_collections.ConfigDict({
+      'name': 'mlp', 'widths': (300, 100), 'activation': 'relu', 'kernel_init': 'he_normal'})
+  c.data.augment = ''
+  c.data.batch_size = 64
+  c.optimizer.lr = 0.02
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.schedule.name = 'cosine'
+  c.train.steps = 3000
+  c.train.log_every = 50
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 500
+  return c

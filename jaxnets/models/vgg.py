@@ -1,0 +1,71 @@
+"""VGG (Simonyan & Zisserman 2015), configurations A, B, D, E (11, 13, 16, 19 layers), with and without BN.
+
+torchvision's layout: 3x3 convolutions with bias (BatchNorm between conv and ReLU in the _bn variants),
+five stages of 64, 128, 256, 512, 512 filters each closed by a 2x2/2 max pool, an adaptive average pool
+to 7x7, a classifier of two 4096-wide layers (ReLU, dropout 0.5) and the logits; torchvision's
+initialization (He normal over fan-out for convolutions, N(0, 0.01^2) for dense layers, zero biases).
+The fields also give the CIFAR-style nets: a narrower classifier, global pooling or none.
+"""
+
+import functools
+from typing import Optional
+
+import flax.linen as nn
+
+from jaxnets.nn.pooling import adaptive_avg_pool, pool
+
+# Convolutions per stage, Table 1 of the paper: A (11), B (13), D (16), E (19).
+STAGE_DEPTHS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
+STAGE_WIDTHS = (64, 128, 256, 512, 512)
+
+conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+dense_init = nn.initializers.normal(0.01)
+
+
+class ConvUnit(nn.Module):
+  """A 3x3 convolution with bias, optional BatchNorm (torchvision's momentum 0.1, eps 1e-5), ReLU."""
+  features: int
+  batch_norm: bool = False
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = nn.Conv(self.features, (3, 3), padding=[(1, 1)] * 2, kernel_init=conv_init, name='conv')(x)
+    if self.batch_norm:
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name='bn')(x)
+    return nn.relu(x)
+
+
+class VGG(nn.Module):
+  """Convolutions stageK_blockJ, then fc6, fc7 (`classifier_width` wide) and head.
+
+  `pool_size` is the side of the adaptive average pool before the classifier (torchvision: 7; 1 is
+  global average pooling; None flattens the last feature map as it is).
+  """
+  depth: int = 16
+  num_classes: int = 1000
+  batch_norm: bool = False
+  classifier_width: int = 4096
+  pool_size: Optional[int] = 7
+  dropout: float = 0.5
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if self.depth not in STAGE_DEPTHS:
+      raise ValueError(f'unknown VGG depth {self.depth}; valid choices: {", ".join(map(str, STAGE_DEPTHS))}')
+    for i, (convs, width) in enumerate(zip(STAGE_DEPTHS[self.depth], STAGE_WIDTHS)):
+      for j in range(convs):
+        x = ConvUnit(width, self.batch_norm, name=f'stage{i + 1}_block{j}')(x, train)
+      x = pool('max', x, 2)
+    if self.pool_size is not None:
+      x = adaptive_avg_pool(x, self.pool_size)
+    x = x.reshape(x.shape[0], -1)
+    for name in ('fc6', 'fc7'):
+      x = nn.relu(nn.Dense(self.classifier_width, kernel_init=dense_init, name=name)(x))
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, kernel_init=dense_init, name='head')(x)
+
+
+ENTRIES = {}
+for _depth in STAGE_DEPTHS:
+  ENTRIES[f'vgg{_depth}'] = functools.partial(VGG, depth=_depth, batch_norm=False)
+  ENTRIES[f'vgg{_depth}_bn'] = functools.partial(VGG, depth=_depth, batch_norm=True)
