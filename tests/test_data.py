@@ -96,11 +96,12 @@ def test_data_dir_resolution(monkeypatch):
 
 
 def test_specs_and_unknown_name():
-  assert data.names() == ['cifar10', 'cifar100', 'fashion_mnist', 'mnist']
+  assert data.names() == ['celeb_a', 'cifar10', 'cifar100', 'fashion_mnist', 'imagenet2012', 'mnist']
   assert data.spec('cifar100').num_classes == 100
   assert data.spec('mnist').image_shape == (28, 28, 1)
   for bad_call in (lambda: data.spec('imagenet'), lambda: data.load('imagenet', 'train')):
-    with pytest.raises(UnknownNameError, match="'imagenet'.*cifar10, cifar100, fashion_mnist, mnist"):
+    valid = 'celeb_a, cifar10, cifar100, fashion_mnist, imagenet2012, mnist'
+    with pytest.raises(UnknownNameError, match=f"'imagenet'.*{valid}"):
       bad_call()
 
 

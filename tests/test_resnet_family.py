@@ -337,7 +337,8 @@ def test_cifar_stem_keeps_the_resolution_and_changes_only_the_first_conv():
   net = models.create('resnet18', num_classes=10, stem='cifar')
   # torchvision's 11,689,512 at 1000 classes, less the 7x7 stem (7*7*3*64) and 990 classes of head
   # (512*990 + 990), plus a 3x3 stem (3*3*3*64): the common CIFAR ResNet-18's 11,173,962.
-  assert _params(net, (1, 32, 32, 3)) == 11_689_512 - 7 * 7 * 3 * 64 + 3 * 3 * 3 * 64 - 513 * 990 == 11_173_962
+  expected = 11_689_512 - 7 * 7 * 3 * 64 + 3 * 3 * 3 * 64 - 513 * 990
+  assert _params(net, (1, 32, 32, 3)) == expected == 11_173_962
   features = jax.eval_shape(lambda: net.init_with_output(
       jax.random.key(0), jnp.zeros((1, 32, 32, 3)), capture_intermediates=True))[1]
   assert features['intermediates']['stage4_block1']['__call__'][0].shape == (1, 4, 4, 512)

@@ -76,7 +76,8 @@ def test_auxiliary_heads_add_their_weighted_loss():
   _, metrics = make_train_step(model, task, tx, schedule, cfg, identity, ('aux', 'head'),
                                aux_loss_weight=0.3)(state, x, labels)
   flat = x.reshape(4, -1)
-  ce = lambda p: optax.softmax_cross_entropy_with_integer_labels(flat @ p['kernel'] + p['bias'], labels).mean()
+  ce = lambda p: optax.softmax_cross_entropy_with_integer_labels(
+      flat @ p['kernel'] + p['bias'], labels).mean()
   expected = ce(params['head']) + 0.3 * ce(params['aux'])
   np.testing.assert_allclose(metrics['total_loss'], expected, rtol=1e-5)
   np.testing.assert_allclose(metrics['loss'], ce(params['head']), rtol=1e-5)

@@ -127,7 +127,7 @@ def test_unknown_names_list_the_choices(tmp_path):
   config.model.name = 'resnet_57'
   _failing(config, tmp_path / 'm', UnknownNameError, r"unknown model 'resnet_57'; valid choices: .*cifar_resnet")
   config = tiny_config(name='imagenet2')
-  _failing(config, tmp_path / 'd', UnknownNameError, r"unknown dataset 'imagenet2'; valid choices: cifar10")
+  _failing(config, tmp_path / 'd', UnknownNameError, r"unknown dataset 'imagenet2'; valid choices: celeb_a, cifar10")
   config = tiny_config()
   config.optimizer.name = 'adamax'
   _failing(config, tmp_path / 'o', UnknownNameError, r"unknown optimizer 'adamax'; valid choices: adadelta")
@@ -244,5 +244,6 @@ def test_early_stopping_resumes_exactly(tmp_path):
 def test_early_stopping_needs_a_validation_split(tmp_path):
   c = tiny_config()
   c.train.early_stopping_patience = 2
-  with pytest.raises(ValueError, match=r'early_stopping_patience=2 needs a validation split.*data\.val_split'):
+  message = r'early_stopping_patience=2 needs a validation split.*data\.val_split'
+  with pytest.raises(ValueError, match=message):
     train_and_evaluate(c, str(tmp_path))

@@ -1,7 +1,10 @@
-"""Every registered model builds and takes one real training step (loss finite, parameters updated).
+"""Every registered model builds a training step; one cheap member of each family takes a real one.
 
-Small inputs keep this cheap: 32x32 (64x64 where a net's strides need more, 32x32x1 for LeNet), 10
-classes; the full-size counts are in the family tests.
+The step is the loop's own (make_train_step: loss, gradients, optax update, diagnostics). For every
+name it is traced abstractly (jax.eval_shape: the whole forward, backward and update are built, no XLA
+compilation); the real step, with a finite loss and a non-zero update, runs for the names in REAL
+and, with `python3 -m pytest -m slow tests/test_zoo_train.py`, for every name (deep nets take minutes
+of compilation each on a CPU). Small inputs: 32x32 (64x64 for AlexNet, 32x32x1 for LeNet), 10 classes.
 """
 
 import jax
@@ -16,24 +19,38 @@ from jaxnets.train.state import init_state
 from jaxnets.train.step import make_train_step
 from tests.tiny import tiny_config
 
-# Nets whose stride-32 stems and 3x3/2 pools need more than 32x32; LeNet's single channel.
 INPUT_SHAPES = {'alexnet': (64, 64, 3), 'lenet5': (32, 32, 1), 'lenet5_modern': (32, 32, 1)}
+REAL = {'mlp', 'simple_cnn', 'lenet5', 'lenet5_modern', 'googlenet', 'resnet18', 'plain18', 'cifar_resnet20',
+        'cifar_plain20', 'wrn40_1', 'highway_mlp', 'highway_cnn'}
 
 
-@pytest.mark.parametrize('name', models.names())
-def test_every_model_takes_a_training_step(name):
+def _step_and_inputs(name):
+  """(jitted train step, initial state, images, labels) for registry entry `name`."""
   model = models.create(name, num_classes=10)
   shape = INPUT_SHAPES.get(name, (32, 32, 3))
   images = jax.random.randint(jax.random.key(0), (2,) + shape, 0, 256).astype(jnp.uint8)
-  labels = jnp.array([3, 7])
   cfg = tiny_config().optimizer
   tx, schedule = optim.create(cfg, 10)
   sample = np.zeros((1,) + shape, np.float32)
-  state = init_state(model, tx, 0, sample)
-  order = diagnostics.layer_order(model, sample)
   preprocess = Preprocess(np.full(shape[-1], 127.0, np.float32), np.full(shape[-1], 64.0, np.float32))
   step = jax.jit(make_train_step(model, tasks.create('classification'), tx, schedule, cfg, preprocess,
-                                 order, aux_loss_weight=0.3))
-  new_state, metrics = step(state, images, labels)
+                                 diagnostics.layer_order(model, sample), aux_loss_weight=0.3))
+  return step, lambda: init_state(model, tx, 0, sample), images, jnp.array([3, 7])
+
+
+@pytest.mark.parametrize('name', models.names())
+def test_every_model_builds_a_training_step(name):
+  step, init, images, labels = _step_and_inputs(name)
+  state = jax.eval_shape(init)
+  new_state, metrics = jax.eval_shape(step, state, images, labels)
+  assert jax.tree.structure(new_state.params) == jax.tree.structure(state.params)
+  assert metrics['total_loss'].shape == () and metrics['grad_norm/global'].shape == ()
+
+
+@pytest.mark.parametrize('name', [n if n in REAL else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in models.names()])
+def test_model_takes_a_training_step(name):
+  step, init, images, labels = _step_and_inputs(name)
+  new_state, metrics = step(init(), images, labels)
   assert np.isfinite(float(metrics['total_loss'])) and float(metrics['update_norm']) > 0
   assert int(new_state.step) == 1

@@ -27,8 +27,5 @@ def get_config(arg: str | None = None):
   c.optimizer.lr = 1e-3
   c.optimizer.weight_decay = 0.0
   c.optimizer.schedule.name = 'cosine'
-  c.train.steps = 6000
-  c.train.log_every = 50
-  c.train.eval_every = 1000
-  c.train.checkpoint_every = 1000
+  default.train_for(c, steps=6000, log_every=50, eval_every=1000)
   return c

@@ -73,3 +73,16 @@ def get_config(arg: str | None = None):
   c.experiment.columns = 'model.name'  # Config fields shown beside the results in results.md.
   c.experiment.report = 'curves'  # Plot in the workdir: a name in jaxnets.plots.names().
   return c
+
+
+def no_variants(arg: str | None, name: str) -> None:
+  """The check of a config file that has no variants: any argument is an error naming the valid one."""
+  if arg not in (None, ''):
+    raise ValueError(f"unknown variant {arg!r} of {name}; valid choices: '' (default)")
+
+
+def train_for(c, steps: int, log_every: int, eval_every: int) -> None:
+  """c.train: `steps` steps, logged every log_every, evaluated and checkpointed every eval_every."""
+  c.train.steps = steps
+  c.train.log_every = log_every
+  c.train.eval_every = c.train.checkpoint_every = eval_every

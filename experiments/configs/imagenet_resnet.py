@@ -34,10 +34,7 @@ def get_config(arg: str | None = None):
   c.optimizer.weight_decay = 1e-4
   c.optimizer.schedule.name = 'step'
   c.optimizer.schedule.boundaries = (1 / 3, 2 / 3)
-  c.train.steps = 450_000  # 90 epochs of the 1.28M training images.
-  c.train.log_every = 100
-  c.train.eval_every = 5000
-  c.train.checkpoint_every = 5000
+  default.train_for(c, steps=450_000, log_every=100, eval_every=5000)  # 90 epochs of 1.28M images.
   if arg:
     c.model.depth, c.model.residual = NETS[arg]
   else:

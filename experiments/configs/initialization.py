@@ -12,8 +12,7 @@ from experiments.configs import default
 
 
 def get_config(arg: str | None = None):
-  if arg not in (None, ''):
-    raise ValueError(f"unknown variant {arg!r} of initialization; valid choices: '' (default)")
+  default.no_variants(arg, 'initialization')
   c = default.get_config()
   c.model = ml_collections.ConfigDict({
       'name': 'mlp', 'widths': (128,) * 12, 'activation': 'tanh', 'kernel_init': 'xavier_normal'})
@@ -23,10 +22,7 @@ def get_config(arg: str | None = None):
   c.optimizer.lr = 0.05
   c.optimizer.weight_decay = 0.0
   c.optimizer.schedule.name = 'constant'
-  c.train.steps = 1000
-  c.train.log_every = 25
-  c.train.eval_every = 250
-  c.train.checkpoint_every = 250
+  default.train_for(c, steps=1000, log_every=25, eval_every=250)
   c.experiment.sweep = 'model.activation=tanh,relu model.kernel_init=normal:0.01,xavier_normal,he_normal'
   c.experiment.columns = 'model.activation,model.kernel_init'
   c.experiment.report = 'layer_gradients'

@@ -11,8 +11,7 @@ from experiments.configs import default
 
 
 def get_config(arg: str | None = None):
-  if arg not in (None, ''):
-    raise ValueError(f"unknown variant {arg!r} of lenet5; valid choices: '' (default)")
+  default.no_variants(arg, 'lenet5')
   c = default.get_config()
   c.model = ml_collections.ConfigDict({'name': 'lenet5'})
   c.data.augment = ''
@@ -20,10 +19,7 @@ def get_config(arg: str | None = None):
   c.optimizer.lr = 0.02
   c.optimizer.weight_decay = 0.0
   c.optimizer.schedule.name = 'cosine'
-  c.train.steps = 2000
-  c.train.log_every = 50
-  c.train.eval_every = 500
-  c.train.checkpoint_every = 500
+  default.train_for(c, steps=2000, log_every=50, eval_every=500)
   c.experiment.variants = 'lenet5: model.name=lenet5; lenet5_modern: model.name=lenet5_modern'
   c.experiment.columns = 'model.name'
   return c

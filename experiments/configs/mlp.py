@@ -7,8 +7,7 @@ from experiments.configs import default
 
 
 def get_config(arg: str | None = None):
-  if arg not in (None, ''):
-    raise ValueError(f"unknown variant {arg!r} of mlp; valid choices: '' (default)")
+  default.no_variants(arg, 'mlp')
   c = default.get_config()
   c.model = ml_collections.ConfigDict({
       'name': 'mlp', 'widths': (300, 100), 'activation': 'relu', 'kernel_init': 'he_normal'})
@@ -17,8 +16,5 @@ def get_config(arg: str | None = None):
   c.optimizer.lr = 0.02
   c.optimizer.weight_decay = 0.0
   c.optimizer.schedule.name = 'cosine'
-  c.train.steps = 3000
-  c.train.log_every = 50
-  c.train.eval_every = 500
-  c.train.checkpoint_every = 500
+  default.train_for(c, steps=3000, log_every=50, eval_every=500)
   return c

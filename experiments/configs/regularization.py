@@ -24,8 +24,7 @@ VARIANTS = {
 
 
 def get_config(arg: str | None = None):
-  if arg not in (None, ''):
-    raise ValueError(f"unknown variant {arg!r} of regularization; valid choices: '' (default)")
+  default.no_variants(arg, 'regularization')
   c = default.get_config()
   c.model = ml_collections.ConfigDict({
       'name': 'simple_cnn', 'widths': (32, 64), 'convs_per_stage': 1, 'hidden': 256,
@@ -40,10 +39,7 @@ def get_config(arg: str | None = None):
   c.optimizer.lr = 0.02
   c.optimizer.weight_decay = 0.0
   c.optimizer.schedule.name = 'constant'
-  c.train.steps = 1200
-  c.train.log_every = 20
-  c.train.eval_every = 100
-  c.train.checkpoint_every = 100
+  default.train_for(c, steps=1200, log_every=20, eval_every=100)
   c.experiment.variants = '; '.join(f'{name}: {fields}' for name, fields in VARIANTS.items())
   c.experiment.columns = ('model.batch_norm,model.dropout,optimizer.weight_decay,data.augment,'
                           'train.early_stopping_patience')

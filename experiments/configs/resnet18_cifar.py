@@ -1,7 +1,7 @@
 """ResNet-18 in its CIFAR form: the ImageNet net's four stages of basic blocks (64-512 filters, 11.2M
 parameters) behind a 3x3 stride-1 stem without max pooling, so 32x32 inputs keep their resolution.
 
-Default: Fashion-MNIST (offline) for a short CPU budget (about 15 minutes on 2 cores). Variant
+Default: Fashion-MNIST (offline) for a short CPU budget. Variant
 ':cifar10': CIFAR-10 with crop+flip, SGD momentum 0.9, lr 0.1 with cosine decay, weight decay 5e-4,
 200 epochs of batch 128.
 """
@@ -25,21 +25,15 @@ def get_config(arg: str | None = None):
     c.data.eval_batch_size = 500
     c.optimizer.lr = 0.05
     c.optimizer.weight_decay = 5e-4
-    c.optimizer.schedule.warmup_steps = 30
-    c.train.steps = 300
-    c.train.log_every = 10
-    c.train.eval_every = 100
-    c.train.checkpoint_every = 100
+    c.optimizer.schedule.warmup_steps = 20
+    default.train_for(c, steps=200, log_every=10, eval_every=100)
   elif arg == 'cifar10':
     c.data.name = 'cifar10'
     c.data.augment = 'crop,flip'
     c.data.batch_size = 128
     c.optimizer.lr = 0.1
     c.optimizer.weight_decay = 5e-4
-    c.train.steps = 78200  # 200 epochs of 50,000 images.
-    c.train.log_every = 100
-    c.train.eval_every = 2500
-    c.train.checkpoint_every = 2500
+    default.train_for(c, steps=78200, log_every=100, eval_every=2500)  # 200 epochs of 50,000 images.
   else:
     raise ValueError(f"unknown variant {arg!r} of resnet18_cifar; valid choices: '' (default), 'cifar10'")
   return c

@@ -1,7 +1,7 @@
 """VGG with batch norm in its CIFAR form: the paper's convolution stacks on 32x32 inputs, a 512-wide
 classifier after the last (1x1) feature map, dropout 0.5.
 
-Default: VGG-11-BN on Fashion-MNIST padded to 32x32 (offline, about 10 minutes on a 2-core CPU).
+Default: VGG-11-BN on Fashion-MNIST padded to 32x32 (offline, on a 2-core CPU).
 Variant ':cifar10': VGG-16-BN on CIFAR-10 (needs TFDS's cifar10 prepared), crop+flip augmentation,
 SGD momentum 0.9, lr 0.05 with cosine decay, weight decay 5e-4, 160 epochs of batch 128.
 """
@@ -26,11 +26,8 @@ def get_config(arg: str | None = None):
     c.data.test_curve_examples = 1000
     c.optimizer.lr = 0.02
     c.optimizer.weight_decay = 5e-4
-    c.optimizer.schedule.warmup_steps = 50
-    c.train.steps = 600
-    c.train.log_every = 20
-    c.train.eval_every = 200
-    c.train.checkpoint_every = 200
+    c.optimizer.schedule.warmup_steps = 40
+    default.train_for(c, steps=400, log_every=20, eval_every=200)
   elif arg == 'cifar10':
     c.model.name = 'vgg16_bn'
     c.data.name = 'cifar10'
@@ -38,10 +35,7 @@ def get_config(arg: str | None = None):
     c.data.batch_size = 128
     c.optimizer.lr = 0.05
     c.optimizer.weight_decay = 5e-4
-    c.train.steps = 62500  # 160 epochs of 50,000 images.
-    c.train.log_every = 100
-    c.train.eval_every = 2500
-    c.train.checkpoint_every = 2500
+    default.train_for(c, steps=62500, log_every=100, eval_every=2500)  # 160 epochs of 50,000 images.
   else:
     raise ValueError(f"unknown variant {arg!r} of vgg_cifar; valid choices: '' (default), 'cifar10'")
   return c

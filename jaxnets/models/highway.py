@@ -10,36 +10,38 @@ import flax.linen as nn
 from jaxnets.nn import activations, pooling
 
 
-class HighwayDense(nn.Module):
-  """One dense highway layer of x's width: H a dense layer with `activation`, T a sigmoid-gated one.
+class _Highway(nn.Module):
+  """One highway layer of x's width (last axis); subclasses choose the layer type of H and T.
 
   With 'maxout:k', H produces k times the width before the maxout.
   """
   activation: str = 'relu'
   gate_bias: float = -2.0
 
+  def _layer(self, features: int, **kwargs) -> nn.Module:
+    raise NotImplementedError
+
   @nn.compact
   def __call__(self, x):
     width = x.shape[-1]
     k = activations.pieces(self.activation)
-    h = activations.get(self.activation)(nn.Dense(width * k, name='h')(x))
-    t = nn.sigmoid(nn.Dense(width, bias_init=nn.initializers.constant(self.gate_bias), name='t')(x))
+    h = activations.get(self.activation)(self._layer(width * k, name='h')(x))
+    t = nn.sigmoid(self._layer(width, bias_init=nn.initializers.constant(self.gate_bias), name='t')(x))
     return h * t + x * (1.0 - t)
 
 
-class HighwayConv(nn.Module):
-  """One convolutional highway layer of x's channels, with 3x3 same-padded convolutions for H and T."""
-  activation: str = 'relu'
-  gate_bias: float = -2.0
+class HighwayDense(_Highway):
+  """A dense highway layer: H and T are dense layers."""
 
-  @nn.compact
-  def __call__(self, x):
-    channels = x.shape[-1]
-    k = activations.pieces(self.activation)
-    h = activations.get(self.activation)(nn.Conv(channels * k, (3, 3), padding=1, name='h')(x))
-    t = nn.Conv(channels, (3, 3), padding=1, bias_init=nn.initializers.constant(self.gate_bias), name='t')(x)
-    t = nn.sigmoid(t)
-    return h * t + x * (1.0 - t)
+  def _layer(self, features, **kwargs):
+    return nn.Dense(features, **kwargs)
+
+
+class HighwayConv(_Highway):
+  """A convolutional highway layer: H and T are 3x3 same-padded convolutions."""
+
+  def _layer(self, features, **kwargs):
+    return nn.Conv(features, (3, 3), padding=1, **kwargs)
 
 
 class HighwayMLP(nn.Module):
