@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import pytest
+import tensorflow_datasets as tfds
 
 from experiments import main as cli
 from experiments.configs import resnet_degradation
@@ -156,3 +159,31 @@ def test_bad_variants_are_named(variants, message):
   c.experiment.variants = variants
   with pytest.raises((KeyError, ValueError), match=message):
     experiment.expand(c)
+
+
+def test_celeba_attributes_config_trains_a_multilabel_net_end_to_end(tmp_path):
+  from experiments.configs import celeba_attributes  # noqa: PLC0415
+  c = celeba_attributes.get_config()
+  c.data.update(batch_size=8, eval_batch_size=8, train_eval_examples=8, test_curve_examples=8)
+  c.train.update(steps=2, log_every=1, eval_every=1, checkpoint_every=2)
+  with mock_data():
+    summary = experiment.run(c, str(tmp_path))[0]
+  assert summary['steps'] == 2 and 0 <= summary['test_error'] <= 1
+  assert c.task == 'multilabel_sse' and celeba_attributes.get_config('bce').task == 'multilabel'
+
+
+def test_imagenet_config_compares_equal_sized_plain_and_residual_nets(tmp_path):
+  from experiments.configs import imagenet_resnet  # noqa: PLC0415
+  from jaxnets import data, models  # noqa: PLC0415
+  runs = dict(experiment.expand(imagenet_resnet.get_config()))
+  assert list(runs) == ['residual=False-depth=18', 'residual=False-depth=34', 'residual=True-depth=18',
+                        'residual=True-depth=34']
+  assert imagenet_resnet.get_config('plain34').model.depth == 34
+  count = lambda cfg: sum(x.size for x in jax.tree.leaves(jax.eval_shape(
+      lambda: models.create(cfg.model.name, **{k: v for k, v in cfg.model.items() if k != 'name'})
+      .init(jax.random.key(0), jnp.zeros((1, 224, 224, 3))))['params']))
+  # Option A shortcuts add no parameters: He et al. (2016), Table 2's plain and residual twins.
+  assert count(runs['residual=False-depth=34']) == count(runs['residual=True-depth=34'])
+  with tfds.testing.mock_data(num_examples=3):
+    arrays = data.load('imagenet2012', 'validation', str(tmp_path))
+  assert arrays.images.shape == (3, 224, 224, 3) and arrays.labels.shape == (3,)

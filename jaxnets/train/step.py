@@ -31,7 +31,7 @@ def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order,
     (total_loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    sums = task.metric_sums(logits, labels, jnp.ones(labels.shape, jnp.float32))
+    sums = task.metric_sums(logits, labels, jnp.ones(labels.shape[:1], jnp.float32))
     metrics = {'loss': sums['loss'] / sums['count'], 'error': sums['errors'] / sums['count'],
                'total_loss': total_loss, 'lr': schedule(state.step)}
     metrics.update(diagnostics.norms(grads, state.params, updates, layer_order))
