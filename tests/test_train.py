@@ -135,7 +135,7 @@ def test_unknown_names_list_the_choices(tmp_path):
   config.model.name = 'cifar_plain56'  # Fixes depth=56, residual=False; the config asks for 8, True.
   _failing(config, tmp_path / 'f', ValueError, r"model 'cifar_plain56' fixes depth=56 \(asked: 8\)")
   config = tiny_config(augment='crop,mixup')
-  _failing(config, tmp_path / 'a', UnknownNameError, r"unknown augmentation 'mixup'; valid choices: crop, flip")
+  _failing(config, tmp_path / 'a', UnknownNameError, r"unknown augmentation 'mixup'; valid choices: brightness, crop, flip, rotate")
 
 
 def test_bad_values_name_the_field(tmp_path):
