@@ -187,3 +187,25 @@ def test_imagenet_config_compares_equal_sized_plain_and_residual_nets(tmp_path):
   with tfds.testing.mock_data(num_examples=3):
     arrays = data.load('imagenet2012', 'validation', str(tmp_path))
   assert arrays.images.shape == (3, 224, 224, 3) and arrays.labels.shape == (3,)
+
+
+CONFIG_VARIANTS = {'activations': [''], 'celeba_attributes': ['', 'bce'], 'imagenet_resnet': ['', 'plain18'],
+                   'initialization': [''], 'lenet5': [''], 'mlp': [''], 'optimizers': [''],
+                   'regularization': [''], 'resnet18_cifar': ['', 'cifar10'],
+                   'resnet_degradation': ['', 'cifar10'], 'vgg_cifar': ['', 'cifar10']}
+
+
+@pytest.mark.parametrize('name', sorted(CONFIG_VARIANTS))
+def test_every_config_passes_the_loops_checks(name):
+  import importlib  # noqa: PLC0415
+  from jaxnets.train.loop import validate  # noqa: PLC0415
+  module = importlib.import_module(f'experiments.configs.{name}')
+  for arg in CONFIG_VARIANTS[name]:
+    for _, config in experiment.expand(module.get_config(arg)):
+      validate(config)
+
+
+def test_config_files_are_all_listed():
+  names = {f[:-3] for f in os.listdir(os.path.join(REPO, 'experiments', 'configs'))
+           if f.endswith('.py') and f not in ('__init__.py', 'default.py')}
+  assert names == set(CONFIG_VARIANTS)

@@ -27,7 +27,7 @@ def get_config(arg: str | None = None):
     c.optimizer.lr = 0.02
     c.optimizer.weight_decay = 5e-4
     c.optimizer.schedule.warmup_steps = 25
-    default.train_for(c, steps=250, log_every=10, eval_every=125)
+    default.train_for(c, steps=250, log_every=25, eval_every=125)
   elif arg == 'cifar10':
     c.model.name = 'vgg16_bn'
     c.data.name = 'cifar10'
