@@ -10,7 +10,6 @@ sweep axes are crossed. The experiment then writes results.json, results.md and 
 Re-running the same command resumes: finished runs are read back, unfinished ones resume.
 """
 
-import ast
 import itertools
 import json
 import os
@@ -18,17 +17,9 @@ import os
 import jax
 from absl import logging
 
-from jaxnets import plots
+from jaxnets import assignments, plots
 from jaxnets.train.loop import DivergedError, train_and_evaluate
 from jaxnets.train.writer import read_metrics
-
-
-def _parse_value(text: str):
-  """A Python literal where the text is one (1, 0.5, True, 'x'), else the bare string."""
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
 
 
 def _field(config, path: str):
@@ -50,7 +41,7 @@ def parse_sweep(config) -> list[tuple[str, list]]:
     if not sep or not values:
       raise ValueError(f'bad sweep axis {token!r} in experiment.sweep; expected field=v1,v2,...')
     _field(config, field)
-    axes.append((field, [_parse_value(v) for v in values.split(',')]))
+    axes.append((field, [assignments.parse_value(v) for v in values.split(',')]))
   return axes
 
 
@@ -58,18 +49,14 @@ def parse_variants(config) -> list[tuple[str, list[tuple[str, object]]]]:
   """[(name, [(field, value), ...]), ...] from config.experiment.variants, each field checked to exist."""
   variants = []
   for text in filter(str.strip, config.experiment.variants.split(';')):
-    name, sep, assignments = text.partition(':')
+    name, sep, settings_text = text.partition(':')
     name = name.strip()
     if not sep or not name or ' ' in name:
       raise ValueError(f'bad variant {text.strip()!r} in experiment.variants; expected '
                        f"'name: field=value field=value'")
-    settings = []
-    for token in assignments.split():
-      field, sep, value = token.partition('=')
-      if not sep or not value:
-        raise ValueError(f'bad assignment {token!r} in variant {name!r}; expected field=value')
+    settings = assignments.parse(settings_text, f'variant {name!r}')
+    for field, _ in settings:
       _field(config, field)
-      settings.append((field, _parse_value(value)))
     variants.append((name, settings))
   names = [name for name, _ in variants]
   if len(set(names)) != len(names):

@@ -1,5 +1,6 @@
 """Tests of jaxnets.data: offline Fashion-MNIST, TFDS loading, fast offline failure, batching, augmentation."""
 
+import dataclasses
 import gzip
 import os
 import struct
@@ -232,3 +233,29 @@ def test_eval_batches_pad_multilabel_targets():
   arrays = data.Arrays(images=np.zeros((5, 2, 2, 1), np.uint8), labels=np.ones((5, 40), np.int32))
   _, labels, mask = list(batching.eval_batches(arrays, 4))[1]
   assert labels.shape == (4, 40) and labels[1:].sum() == 0 and mask.tolist() == [1, 0, 0, 0]
+
+
+def test_on_disk_split_is_memory_mapped_and_equals_the_in_memory_read(tmp_path):
+  imagenet = data.spec('imagenet2012')
+  assert imagenet.on_disk
+  data.clear_cache()
+  with tfds.testing.mock_data(num_examples=3):
+    mapped = data.load('imagenet2012', 'validation', str(tmp_path))
+    in_memory = source._read(dataclasses.replace(imagenet, on_disk=False), 'validation', str(tmp_path))
+  assert isinstance(mapped.images, np.memmap) and not isinstance(in_memory.images, np.memmap)
+  np.testing.assert_array_equal(mapped.images, in_memory.images)
+  np.testing.assert_array_equal(mapped.labels, in_memory.labels)
+  directory = source.disk_arrays_dir(str(tmp_path), 'imagenet2012', str(tfds.builder('imagenet2012').version),
+                                     'validation')
+  assert sorted(os.listdir(directory)) == ['images.npy', 'labels.npy']
+  assert os.listdir(os.path.dirname(directory)) == [os.path.basename(directory)]  # No partial left.
+  # Outside mock_data TFDS has nothing prepared here (and would fail offline): the .npy files serve.
+  data.clear_cache()
+  again = data.load('imagenet2012', 'validation', str(tmp_path))
+  np.testing.assert_array_equal(again.images[[2, 0]], in_memory.images[[2, 0]])
+  data.clear_cache()
+
+
+def test_disk_arrays_dir_names_version_and_split_safely():
+  path = source.disk_arrays_dir('/d', 'imagenet2012', '5.1.0', 'train[:90%]')
+  assert path == '/d/jaxnets_arrays/imagenet2012-5.1.0-train__90__'

@@ -187,6 +187,19 @@ def test_imagenet_config_compares_equal_sized_plain_and_residual_nets(tmp_path):
   with tfds.testing.mock_data(num_examples=3):
     arrays = data.load('imagenet2012', 'validation', str(tmp_path))
   assert arrays.images.shape == (3, 224, 224, 3) and arrays.labels.shape == (3,)
+  data.clear_cache()
+
+
+def test_training_reads_an_on_disk_dataset_from_its_memory_mapped_files(tmp_path):
+  from jaxnets import data  # noqa: PLC0415
+  c = tiny_config(name='imagenet2012', data_dir=str(tmp_path / 'tfds'))
+  data.clear_cache()
+  with mock_data():
+    summary = experiment.run(c, str(tmp_path / 'run'))[0]
+  data.clear_cache()
+  assert summary['steps'] == 4 and 0 <= summary['test_error'] <= 1
+  assert sorted(os.listdir(tmp_path / 'tfds' / 'jaxnets_arrays')) == [
+      f'imagenet2012-{tfds.builder("imagenet2012").version}-{split}' for split in ('train', 'validation')]
 
 
 CONFIG_VARIANTS = {'activations': [''], 'celeba_attributes': ['', 'bce'], 'imagenet_resnet': ['', 'plain18'],

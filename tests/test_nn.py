@@ -104,6 +104,7 @@ VARIANCES = {  # spec -> (variance for DENSE, variance for CONV), the fan formul
     'lecun_normal': (1 / 1000, 1 / 576),
     'he_normal': (2 / 1000, 2 / 576),
     'he_uniform': (2 / 1000, 2 / 576),
+    'he_normal_fan_out': (2 / 400, 2 / 1152),
     'xavier_normal': (2 / 1400, 2 / 1728),
     'xavier_uniform': (2 / 1400, 2 / 1728),
     'normal': (0.01 ** 2, 0.01 ** 2),

@@ -116,3 +116,19 @@ def test_command_line_lists_valid_names_for_an_unknown_model():
   done = _cli('--model=resnet_57')
   assert done.returncode != 0
   assert "unknown model 'resnet_57'" in done.stderr and 'cifar_resnet20' in done.stderr
+
+
+def test_command_line_sets_model_fields():
+  # torchvision's resnet50 is v1.5 (stride on the 3x3): same 25,557,032 parameters, 4.09 GFLOPS in its docs.
+  done = _cli('--model=resnet50', '--model_args=version=v1.5 shortcut=B')
+  assert done.returncode == 0, done.stderr
+  params, mult_adds = (int(n) for n in done.stdout.splitlines()[-1].split()[2::2])
+  assert params == 25557032
+  assert mult_adds == pytest.approx(4.09e9, rel=0.005)
+
+
+def test_command_line_names_a_bad_model_field():
+  done = _cli('--model=resnet18', '--model_args=depth')
+  assert done.returncode != 0 and "bad assignment 'depth' in --model_args" in done.stderr
+  done = _cli('--model=resnet18', '--model_args=widht=3')
+  assert done.returncode != 0 and "model 'resnet18'" in done.stderr and 'widht' in done.stderr

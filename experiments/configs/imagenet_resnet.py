@@ -6,8 +6,8 @@ crops and flips. The paper's top-1 errors (10-crop): plain-18 27.94, plain-34 28
 27.88, ResNet-34 25.03. Needs TFDS's imagenet2012 prepared (manual download). Default: all four
 nets; variants ':plain18', ':plain34', ':resnet18', ':resnet34' run one.
 
-The images are held in host memory as 224x224 centre crops of the 256-side resize (about 193 GB for
-the training split): this config needs a host that large until jaxnets has a streaming pipeline.
+The images are 224x224 centre crops of the 256-side resize, written once to memory-mapped .npy files
+under the TFDS data_dir (193 GB for the training split; see jaxnets/data/source.py), not held in RAM.
 """
 
 from experiments.configs import default

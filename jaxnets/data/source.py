@@ -1,14 +1,23 @@
-"""Whole TFDS splits as in-memory numpy arrays, prepared offline when possible and failing fast when not."""
+"""Whole TFDS splits as numpy arrays, prepared offline when possible and failing fast when not.
+
+A split is held in host memory, or, for a dataset whose spec says `on_disk` (ImageNet's 193 GB),
+written once as .npy files under `<data_dir>/jaxnets_arrays/` and memory-mapped: batches then read
+their rows from disk, and the deterministic (seed, step) batches and exact resumes work unchanged.
+"""
 
 import dataclasses
 import functools
 import os
+import re
+import shutil
 import threading
+import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from jaxnets.data import offline
 from jaxnets.data.specs import spec
@@ -16,6 +25,9 @@ from jaxnets.data.specs import spec
 # Where TFDS fetches prepared datasets from (try_download_gcs); reaching it means downloads can work.
 TFDS_HOST = 'https://storage.googleapis.com'
 PROBE_TIMEOUT_S = 3.0
+DISK_ARRAYS_DIR = 'jaxnets_arrays'  # Under data_dir: on_disk splits as images.npy / labels.npy.
+WRITE_BATCH = 1024  # Examples per tf.data batch while writing an on_disk split.
+WRITE_LOG_EVERY = 50  # Batches between progress lines while writing.
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -24,7 +36,7 @@ class DatasetUnavailableError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Arrays:
-  """One whole split in host memory: uint8 images [N, H, W, C] and int32 labels [N]."""
+  """One whole split: uint8 images [N, H, W, C] and int32 labels [N] (in memory or memory-mapped)."""
   images: np.ndarray
   labels: np.ndarray
 
@@ -63,12 +75,18 @@ def _load_cached(name: str, split: str, data_dir: str) -> Arrays:
 
 
 def _read(dataset_spec, split: str, data_dir: str) -> Arrays:
-  """Reads a prepared split as one batch; a fresh builder so that data prepared since is seen."""
+  """Reads a prepared split (from its .npy files if on_disk); a fresh builder sees data prepared since."""
   builder = tfds.builder(dataset_spec.tfds_name, data_dir=data_dir)
+  directory = disk_arrays_dir(data_dir, dataset_spec.name, str(builder.version), split)
+  if dataset_spec.on_disk and os.path.isdir(directory):
+    return _open_npy(directory)
   if dataset_spec.example is None:
     dataset = builder.as_dataset(split=split, as_supervised=True)
   else:
     dataset = builder.as_dataset(split=split).map(dataset_spec.example)
+  if dataset_spec.on_disk:
+    _write_npy(dataset, directory)
+    return _open_npy(directory)
   # One batch of the split's known length: batch_size=-1 would batch by the split metadata, which
   # tfds.testing.mock_data lacks (TensorFlow then aborts allocating sys.maxsize examples).
   images, labels = tfds.as_numpy(dataset.batch(len(dataset)).get_single_element())
@@ -76,6 +94,56 @@ def _read(dataset_spec, split: str, data_dir: str) -> Arrays:
   for array in (arrays.images, arrays.labels):
     array.flags.writeable = False  # Shared through the cache.
   return arrays
+
+
+def disk_arrays_dir(data_dir: str, name: str, version: str, split: str) -> str:
+  """Where an on_disk split's .npy files live: one directory per dataset, TFDS version and split string."""
+  safe_split = re.sub(r'[^\w.-]', '_', split)  # 'train[:90%]' -> 'train__90__'
+  return os.path.join(data_dir, DISK_ARRAYS_DIR, f'{name}-{version}-{safe_split}')
+
+
+def _write_npy(dataset, directory: str) -> None:
+  """Streams (image, label) pairs into images.npy / labels.npy, logging progress; then renames into place.
+
+  The rename is atomic, so an interrupted write leaves no half split, and when several processes
+  write the same split the first to finish wins and the others discard theirs.
+  """
+  total = len(dataset)
+  if not total:
+    raise ValueError(f'split for {directory!r} has no examples')
+  partial = f'{directory}.partial-{os.getpid()}'
+  shutil.rmtree(partial, ignore_errors=True)
+  os.makedirs(partial)
+  logging.info('writing %d examples to %s (once; later runs memory-map it)', total, directory)
+  images = labels = None
+  start, since = 0, time.time()
+  for i, (image_batch, label_batch) in enumerate(tfds.as_numpy(dataset.batch(WRITE_BATCH))):
+    if images is None:
+      images = np.lib.format.open_memmap(os.path.join(partial, 'images.npy'), 'w+', np.uint8,
+                                         (total,) + image_batch.shape[1:])
+      labels = np.lib.format.open_memmap(os.path.join(partial, 'labels.npy'), 'w+', np.int32,
+                                         (total,) + label_batch.shape[1:])
+    images[start:start + len(image_batch)] = image_batch
+    labels[start:start + len(label_batch)] = label_batch
+    start += len(image_batch)
+    if (i + 1) % WRITE_LOG_EVERY == 0 or start == total:
+      rate = start / max(time.time() - since, 1e-9)
+      logging.info('  %d/%d examples  %.0f img/s  ETA %.0f s', start, total, rate, (total - start) / rate)
+  if start != total:
+    raise ValueError(f'split for {directory!r} yielded {start} examples, its length says {total}')
+  images.flush()
+  labels.flush()
+  del images, labels
+  try:
+    os.rename(partial, directory)
+  except OSError:  # Another process wrote the same split first.
+    shutil.rmtree(partial)
+
+
+def _open_npy(directory: str) -> Arrays:
+  """An on_disk split's arrays, memory-mapped read-only."""
+  return Arrays(images=np.load(os.path.join(directory, 'images.npy'), mmap_mode='r'),
+                labels=np.load(os.path.join(directory, 'labels.npy'), mmap_mode='r'))
 
 
 def _prepare(name: str, tfds_name: str, data_dir: str) -> None:

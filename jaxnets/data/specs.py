@@ -36,7 +36,7 @@ class DatasetSpec:
 
   `example` maps a TFDS example dict to (image, label) inside tf.data; None reads TFDS's supervised
   (image, label) pairs. num_classes is the number of model outputs (classes, or attributes of a
-  multi-label dataset).
+  multi-label dataset). `on_disk` keeps the split in memory-mapped .npy files rather than in RAM.
   """
   name: str
   tfds_name: str
@@ -45,6 +45,7 @@ class DatasetSpec:
   train_split: str  # TFDS split strings
   test_split: str
   example: Callable | None = None
+  on_disk: bool = False
 
 
 DATASETS = Registry('dataset')
@@ -54,7 +55,7 @@ for _spec in (
     DatasetSpec('mnist', 'mnist', (28, 28, 1), 10, 'train', 'test'),
     DatasetSpec('fashion_mnist', 'fashion_mnist', (28, 28, 1), 10, 'train', 'test'),
     DatasetSpec('imagenet2012', 'imagenet2012', (224, 224, 3), 1000, 'train', 'validation',
-                imagenet_example),
+                imagenet_example, on_disk=True),  # 1.28M x 224x224x3 bytes = 193 GB.
     DatasetSpec('celeb_a', 'celeb_a', (CELEBA_SIZE, CELEBA_SIZE, 3), 40, 'train', 'test', celeba_example),
 ):
   DATASETS.register(_spec.name, _spec)

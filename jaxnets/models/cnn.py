@@ -5,26 +5,35 @@ followed by 2x2 pooling; then a dense hidden layer, dropout, and a linear head. 
 convolutions carry a bias; with it they do not (BN's shift replaces it).
 """
 
+from typing import Optional
+
 import flax.linen as nn
 
+from jaxnets.models.layers import batch_norm
 from jaxnets.nn import activations, initializers, pooling
 from jaxnets.nn.dropout import make_dropout
 
 
 class ConvUnit(nn.Module):
-  """conv 3x3 (SAME) -> BatchNorm (if batch_norm; epsilon as configured) -> activation."""
+  """conv 3x3 (SAME) -> BatchNorm (if batch_norm; epsilon as configured) -> activation.
+
+  The convolution carries a bias unless BatchNorm follows it; `conv_bias=True` keeps it anyway
+  (torchvision's VGG-BN does, and its parameter counts include those biases).
+  """
   features: int
   activation: str
   kernel_init: str
   batch_norm: bool
   bn_epsilon: float
+  conv_bias: Optional[bool] = None  # None: a bias exactly when there is no BatchNorm.
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = nn.Conv(self.features, (3, 3), padding='SAME', use_bias=not self.batch_norm,
+    use_bias = not self.batch_norm if self.conv_bias is None else self.conv_bias
+    x = nn.Conv(self.features, (3, 3), padding='SAME', use_bias=use_bias,
                 kernel_init=initializers.get(self.kernel_init), name='conv')(x)
     if self.batch_norm:
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_epsilon, name='bn')(x)
+      x = batch_norm(train, epsilon=self.bn_epsilon, name='bn')(x)
     return activations.get(self.activation)(x)
 
 

@@ -8,8 +8,10 @@ from typing import Callable, Optional
 
 import flax.linen as nn
 
+from jaxnets.nn import initializers
+
 # He et al. (2015) initialization, the one the ResNet paper uses: N(0, 2 / fan_in).
-he_normal = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
+he_normal = initializers.get('he_normal')
 
 
 def conv(features: int, kernel_size: int = 3, strides: int = 1, name: Optional[str] = None) -> nn.Conv:

@@ -12,27 +12,15 @@ from typing import Optional
 
 import flax.linen as nn
 
+from jaxnets.models.cnn import ConvUnit
+from jaxnets.nn import initializers
 from jaxnets.nn.pooling import adaptive_avg_pool, pool
 
 # Convolutions per stage, Table 1 of the paper: A (11), B (13), D (16), E (19).
 STAGE_DEPTHS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 STAGE_WIDTHS = (64, 128, 256, 512, 512)
 
-conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
-dense_init = nn.initializers.normal(0.01)
-
-
-class ConvUnit(nn.Module):
-  """A 3x3 convolution with bias, optional BatchNorm (torchvision's momentum 0.1, eps 1e-5), ReLU."""
-  features: int
-  batch_norm: bool = False
-
-  @nn.compact
-  def __call__(self, x, train: bool):
-    x = nn.Conv(self.features, (3, 3), padding=[(1, 1)] * 2, kernel_init=conv_init, name='conv')(x)
-    if self.batch_norm:
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name='bn')(x)
-    return nn.relu(x)
+dense_init = initializers.get('normal:0.01')
 
 
 class VGG(nn.Module):
@@ -54,7 +42,9 @@ class VGG(nn.Module):
       raise ValueError(f'unknown VGG depth {self.depth}; valid choices: {", ".join(map(str, STAGE_DEPTHS))}')
     for i, (convs, width) in enumerate(zip(STAGE_DEPTHS[self.depth], STAGE_WIDTHS)):
       for j in range(convs):
-        x = ConvUnit(width, self.batch_norm, name=f'stage{i + 1}_block{j}')(x, train)
+        # torchvision: conv with bias even before BN, fan-out He init, BN momentum 0.1 and eps 1e-5.
+        x = ConvUnit(width, 'relu', 'he_normal_fan_out', self.batch_norm, 1e-5, conv_bias=True,
+                     name=f'stage{i + 1}_block{j}')(x, train)
       x = pool('max', x, 2)
     if self.pool_size is not None:
       x = adaptive_avg_pool(x, self.pool_size)

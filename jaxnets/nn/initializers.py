@@ -48,6 +48,8 @@ INITIALIZERS.register('xavier_uniform', jax.nn.initializers.variance_scaling(1.0
 # He et al. (2015): variance 2 / fan_in; LeCun et al. (1998): variance 1 / fan_in.
 INITIALIZERS.register('he_normal', jax.nn.initializers.variance_scaling(2.0, 'fan_in', 'normal'))
 INITIALIZERS.register('he_uniform', jax.nn.initializers.variance_scaling(2.0, 'fan_in', 'uniform'))
+# torchvision's conv init for VGG and ResNet (kaiming_normal_, mode='fan_out'): variance 2 / fan_out.
+INITIALIZERS.register('he_normal_fan_out', jax.nn.initializers.variance_scaling(2.0, 'fan_out', 'normal'))
 INITIALIZERS.register('lecun98_uniform', _lecun98_uniform)
 INITIALIZERS.register('lecun_normal', jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'normal'))
 
