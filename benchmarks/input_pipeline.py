@@ -12,7 +12,7 @@ import numpy as np
 
 from benchmarks.timing import images_per_second
 from jaxnets import data
-from jaxnets.data import batching
+from jaxnets.data import augment, batching
 from jaxnets.data.preprocess import Preprocess
 from jaxnets.train import sharding
 
@@ -43,7 +43,7 @@ def main():
   for label, images in (('28x28x1 (Fashion-MNIST)', train.images[:BATCH]),
                         ('32x32x3 (CIFAR-shaped)',
                          np.random.default_rng(0).integers(0, 256, (BATCH, 32, 32, 3), np.uint8))):
-    preprocess = Preprocess.from_config(_augment_config(), images)
+    preprocess = Preprocess.from_config(_augment_config(), augment.channel_stats(images))
     step_fn = jax.jit(lambda s, x, p=preprocess: p.train(jax.random.fold_in(key, s), x))
     (batch,) = sharding.put_batch(mesh, images)
     print(f'  {label:<25}  {images_per_second(lambda s: step_fn(s, batch), BATCH, STEPS):12,.0f} img/s')

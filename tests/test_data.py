@@ -259,3 +259,16 @@ def test_on_disk_split_is_memory_mapped_and_equals_the_in_memory_read(tmp_path):
 def test_disk_arrays_dir_names_version_and_split_safely():
   path = source.disk_arrays_dir('/d', 'imagenet2012', '5.1.0', 'train[:90%]')
   assert path == '/d/jaxnets_arrays/imagenet2012-5.1.0-train__90__'
+
+
+def test_channel_stats_are_computed_once_per_split_and_equal_the_formula(tmp_path):
+  data.clear_cache()
+  with tfds.testing.mock_data(num_examples=6), \
+       unittest.mock.patch.object(augment, 'channel_stats', wraps=augment.channel_stats) as spy:
+    mean, std = data.channel_stats('cifar10', 'train', str(tmp_path))
+    again = data.channel_stats('cifar10', 'train', str(tmp_path))
+    images = data.load('cifar10', 'train', str(tmp_path)).images.astype(np.float64)
+  data.clear_cache()
+  assert spy.call_count == 1 and again[0] is mean
+  np.testing.assert_allclose(mean, images.mean(axis=(0, 1, 2)), rtol=1e-6)
+  np.testing.assert_allclose(std, images.std(axis=(0, 1, 2)), rtol=1e-5)

@@ -38,9 +38,9 @@ class Preprocess:
   pad_to: int = 0
 
   @classmethod
-  def from_config(cls, data_cfg, train_images: np.ndarray) -> 'Preprocess':
-    """config.data's augmentations, normalized by the channel statistics of `train_images`."""
-    mean, std = augment.channel_stats(train_images)
+  def from_config(cls, data_cfg, stats: tuple[np.ndarray, np.ndarray]) -> 'Preprocess':
+    """config.data's augmentations, normalized by the training set's channel (mean, std) `stats`."""
+    mean, std = stats
     return cls(mean, std, parse_augment(data_cfg.augment), data_cfg.crop_padding,
                data_cfg.rotate_degrees, data_cfg.brightness, data_cfg.pad_to)
 

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from jaxnets.data import offline
+from jaxnets.data import augment, offline
 from jaxnets.data.specs import spec
 
 # Where TFDS fetches prepared datasets from (try_download_gcs); reaching it means downloads can work.
@@ -55,9 +55,22 @@ def load(name: str, split: str, data_dir: str | None = None) -> Arrays:
   return _load_cached(name, split, resolve_data_dir(data_dir))
 
 
+def channel_stats(name: str, split: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and std of a split's images, cached like the split: the runs of one experiment
+  share them (for an on_disk split each computation reads every image from disk)."""
+  return _channel_stats_cached(name, split, resolve_data_dir(data_dir))
+
+
 def clear_cache() -> None:
   """Forget cached splits (tests that swap the data behind a name, e.g. tfds.testing.mock_data)."""
   _load_cached.cache_clear()
+  _channel_stats_cached.cache_clear()
+
+
+@functools.lru_cache(maxsize=4)
+def _channel_stats_cached(name: str, split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+  """channel_stats() for a resolved data_dir, cached."""
+  return augment.channel_stats(_load_cached(name, split, data_dir).images)
 
 
 @functools.lru_cache(maxsize=4)

@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxnets.models.layers import ConvBN
+from jaxnets.nn import initializers
 from jaxnets.nn.pooling import adaptive_avg_pool, global_avg_pool, pool
 
 # Table 1 of the paper: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
@@ -26,7 +27,7 @@ INCEPTION_WIDTHS = {
     '5b': (384, 192, 384, 48, 128, 128),
 }
 BN_EPSILON = 1e-3
-dense_init = nn.initializers.normal(0.01)
+dense_init = initializers.get('normal:0.01')
 
 
 class Inception(nn.Module):

@@ -110,10 +110,11 @@ def _train(config, workdir, record, stop_after):
 
   data_dir = config.data.data_dir or None
   load = lambda split: data.load(spec.name, split, data_dir)
-  train_arrays = load(config.data.train_split or spec.train_split)
+  train_split = config.data.train_split or spec.train_split
+  train_arrays = load(train_split)
   test_arrays = load(config.data.test_split or spec.test_split)
   val_arrays = load(config.data.val_split) if config.data.val_split else None
-  preprocess = Preprocess.from_config(config.data, train_arrays.images)
+  preprocess = Preprocess.from_config(config.data, data.channel_stats(spec.name, train_split, data_dir))
 
   mesh = sharding.data_mesh()
   state = jax.jit(lambda: init_state(model, tx, config.seed, sample),
