@@ -23,29 +23,26 @@ STEPS = 300
 def main():
   """Print the host-side and device-side input throughput."""
   train = data.load('fashion_mnist', 'train')
-  n = len(train.labels)
+  n = data.num_examples(train)
   mesh = sharding.data_mesh()
   indices = lambda step: batching.train_indices(n, BATCH, seed=0, step=step)
-
-  def gather(step):
-    batch = indices(step)
-    return train.images[batch], train.labels[batch]
+  gather = lambda step: batching.gather(train, indices(step))
 
   print(f'host: Fashion-MNIST train ({n} x 28x28x1 uint8 in memory), batch {BATCH}, '
         f'{jax.device_count()} x {jax.devices()[0].platform}')
   print(f'  train_indices              {images_per_second(indices, BATCH, STEPS):12,.0f} img/s')
   print(f'  + gather images, labels    {images_per_second(gather, BATCH, STEPS):12,.0f} img/s')
-  put = images_per_second(lambda s: sharding.put_batch(mesh, *gather(s)), BATCH, STEPS)
+  put = images_per_second(lambda s: sharding.put_batch(mesh, gather(s)), BATCH, STEPS)
   print(f'  + sharding.put_batch       {put:12,.0f} img/s')
 
   print('device: jitted Preprocess.train (normalize, random crop pad 4, random flip), batch on device:')
   key = jax.random.key(0)
-  for label, images in (('28x28x1 (Fashion-MNIST)', train.images[:BATCH]),
+  for label, images in (('28x28x1 (Fashion-MNIST)', train['image'][:BATCH]),
                         ('32x32x3 (CIFAR-shaped)',
                          np.random.default_rng(0).integers(0, 256, (BATCH, 32, 32, 3), np.uint8))):
     preprocess = Preprocess.from_config(_augment_config(), augment.channel_stats(images))
     step_fn = jax.jit(lambda s, x, p=preprocess: p.train(jax.random.fold_in(key, s), x))
-    (batch,) = sharding.put_batch(mesh, images)
+    batch = sharding.put_batch(mesh, {'image': images})
     print(f'  {label:<25}  {images_per_second(lambda s: step_fn(s, batch), BATCH, STEPS):12,.0f} img/s')
 
 

@@ -18,8 +18,10 @@ from ml_collections import config_flags  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
+# Not locked, so that an override may set a model's, task's or optimizer's field the file left at its
+# default; main() then checks every field against the default config (experiment.check_fields).
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (path[:variant]).',
-                                lock_config=True)
+                                lock_config=False, accept_new_attributes=True)
 flags.DEFINE_string('workdir', None, 'Run directory (default: a new one under runs/).')
 flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize (multi-host runs).')
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-host).')
@@ -67,13 +69,21 @@ def main(argv):
   if flags.FLAGS.distributed:
     jax.distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
                                flags.FLAGS.process_id)
+  from experiments.configs import default  # noqa: PLC0415
   from jaxnets import experiment  # noqa: PLC0415
+  try:
+    experiment.check_fields(flags.FLAGS.config, default.get_config())
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   config_arg = config_flags.get_config_filename(flags.FLAGS['config'])
   if jax.process_count() > 1 and not flags.FLAGS.workdir:
     raise app.UsageError('a multi-process run needs --workdir: every process must write to the same one')
   workdir = flags.FLAGS.workdir or default_workdir(config_arg)
   logging.info('workdir: %s', os.path.abspath(workdir))
-  experiment.run(flags.FLAGS.config, workdir)
+  try:
+    experiment.run(flags.FLAGS.config, workdir)
+  except experiment.ConfigError as e:
+    raise app.UsageError(str(e)) from e
   logging.info('results in %s', os.path.abspath(workdir))
 
 

@@ -10,6 +10,7 @@ sweep axes are crossed. The experiment then writes results.json, results.md and 
 Re-running the same command resumes: finished runs are read back, unfinished ones resume.
 """
 
+import difflib
 import itertools
 import json
 import os
@@ -17,20 +18,54 @@ import os
 import jax
 from absl import logging
 
-from jaxnets import assignments, plots
-from jaxnets.train.loop import DivergedError, train_and_evaluate
+from jaxnets import assignments, data, models, optim, plots, tasks
+from jaxnets.train import builder
+from jaxnets.train.loop import DivergedError, train_and_evaluate, validate
 from jaxnets.train.writer import read_metrics
 
 
-def _field(config, path: str):
-  """config['a']['b'] for 'a.b', with an error naming the bad part and the valid fields."""
+class ConfigError(ValueError):
+  """A config (or one run of its sweep) names something unknown or sets a bad value; nothing was trained."""
+
+
+# Groups whose fields are the arguments of the registry entry they name (checked when the run is built),
+# so a sweep or variant may set a field the config file left at the entry's default.
+OPEN_GROUPS = ('model', 'task', 'optimizer')
+
+
+def _field(config, path: str, allow_new: bool = False):
+  """config['a']['b'] for 'a.b', with an error naming the bad part and the valid fields.
+
+  With `allow_new`, a field missing directly under an open group is allowed (and None returned).
+  """
   node = config
-  for part in path.split('.'):
+  parts = path.split('.')
+  for i, part in enumerate(parts):
+    if allow_new and i == 1 and len(parts) == 2 and parts[0] in OPEN_GROUPS and part not in node:
+      return None
     if not hasattr(node, 'keys') or part not in node:
       valid = ', '.join(sorted(node.keys())) if hasattr(node, 'keys') else '(not a group)'
       raise KeyError(f'unknown config field {path!r} (at {part!r}); valid fields there: {valid}')
     node = node[part]
   return node
+
+
+def check_fields(config, schema, prefix: str = '') -> None:
+  """Every field of `config` must be one of `schema` (the default config), outside the open groups.
+
+  Raises a one-line error naming the unknown field, the valid fields there and the closest match.
+  """
+  for key in config.keys():
+    path = f'{prefix}{key}'
+    if key not in schema:
+      if prefix.rstrip('.') in OPEN_GROUPS:
+        continue
+      close = difflib.get_close_matches(key, list(schema.keys()), n=1)
+      hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ''
+      raise ValueError(f'unknown config field {path!r}{hint}; valid fields there: '
+                       f'{", ".join(sorted(schema.keys()))}')
+    if hasattr(config[key], 'keys') and hasattr(schema[key], 'keys'):
+      check_fields(config[key], schema[key], f'{path}.')
 
 
 def parse_sweep(config) -> list[tuple[str, list]]:
@@ -40,7 +75,7 @@ def parse_sweep(config) -> list[tuple[str, list]]:
     field, sep, values = token.partition('=')
     if not sep or not values:
       raise ValueError(f'bad sweep axis {token!r} in experiment.sweep; expected field=v1,v2,...')
-    _field(config, field)
+    _field(config, field, allow_new=True)
     axes.append((field, [assignments.parse_value(v) for v in values.split(',')]))
   return axes
 
@@ -56,7 +91,7 @@ def parse_variants(config) -> list[tuple[str, list[tuple[str, object]]]]:
                        f"'name: field=value field=value'")
     settings = assignments.parse(settings_text, f'variant {name!r}')
     for field, _ in settings:
-      _field(config, field)
+      _field(config, field, allow_new=True)
     variants.append((name, settings))
   names = [name for name, _ in variants]
   if len(set(names)) != len(names):
@@ -67,7 +102,12 @@ def parse_variants(config) -> list[tuple[str, list[tuple[str, object]]]]:
 def _set(config, field: str, value) -> None:
   """config.a.b = value for 'a.b'; a locked ConfigDict rejects a value of the wrong type."""
   parent, _, leaf = field.rpartition('.')
-  (_field(config, parent) if parent else config)[leaf] = value
+  group = _field(config, parent) if parent else config
+  if leaf in group:
+    group[leaf] = value
+  else:  # A new field of an open group (see _field): the config itself is not locked.
+    with group.unlocked():
+      group[leaf] = value
 
 
 def expand(config) -> list[tuple[str, object]]:
@@ -93,18 +133,32 @@ def expand(config) -> list[tuple[str, object]]:
 
 
 def run(config, workdir: str) -> list[dict]:
-  """Run every run of the experiment and write results.json, results.md and the report plot."""
+  """Run every run of the experiment and write results.json, results.md and the report plot.
+
+  Every run's config is built (all names resolved, every field checked, the model traced) before the
+  first one trains, so a bad value anywhere in a sweep fails at once.
+  """
   runs = expand(config)
-  columns = [c for c in config.experiment.columns.split(',') if c]
+  # The configured columns and every swept field, so no two rows of the table read alike.
+  columns = list(dict.fromkeys([c for c in config.experiment.columns.split(',') if c] +
+                               [field for field, _ in parse_sweep(config)]))
   for column in columns:
-    _field(config, column)
+    _field(config, column, allow_new=True)
   plot = plots.get(config.experiment.report)
+  for name, run_config in runs:
+    try:
+      validate(run_config)
+      builder.build(run_config)
+    except (KeyError, TypeError, ValueError) as e:
+      message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+      raise ConfigError(f'run {name!r}: {message}' if name else message) from e
+  headline = tasks.headline(config.task.name)
   results, failures = [], []
   for i, (name, run_config) in enumerate(runs):
     run_dir = os.path.join(workdir, name) if name else workdir
     logging.info('run %d/%d: %s -> %s', i + 1, len(runs), name or 'single run', run_dir)
     row = {'name': name or os.path.basename(os.path.normpath(workdir))}
-    row.update({c.rpartition('.')[2]: _field(run_config, c) for c in columns})
+    row.update({_column_key(c, columns): _column(run_config, c) for c in columns})
     try:
       row.update(train_and_evaluate(run_config, run_dir))
     except DivergedError as e:  # A diverging net is a result: the comparison goes on without it.
@@ -117,15 +171,40 @@ def run(config, workdir: str) -> list[dict]:
     if jax.process_index() == 0:
       write_results(workdir, results)
   if jax.process_index() == 0:
-    histories = {row['name']: read_metrics(os.path.join(workdir, name) if name else workdir)
-                 for row, (name, _) in zip(results, runs)}
-    path = plot(results, histories, workdir)
+    run_dirs = {row['name']: os.path.join(workdir, name) if name else workdir
+                for row, (name, _) in zip(results, runs)}
+    histories = {name: read_metrics(run_dir) for name, run_dir in run_dirs.items()}
+    spec = data.spec(config.data.name)
+    classes = spec.classes.get(tasks.target(config.task.name), ())
+    path = plot(plots.Report(results, histories, run_dirs, workdir, headline, classes))
     logging.info('wrote %s, %s and %s', os.path.join(workdir, 'results.md'),
                  os.path.join(workdir, 'results.json'), path)
   if failures:
     raise DivergedError(f'{len(failures)} of {len(runs)} runs diverged (each kept its last finite '
                         f'checkpoint and its logs): ' + '; '.join(failures))
   return results
+
+
+def _column_key(column: str, columns: list) -> str:
+  """A column's name in the table: the field's last part ('lr'), or the whole path where that would be
+  ambiguous ('model.name' would overwrite the run's name; two groups' 'dropout' each other's)."""
+  short = column.rpartition('.')[2]
+  clash = short == 'name' or sum(c.rpartition('.')[2] == short for c in columns) > 1
+  return column if clash else short
+
+
+def _column(run_config, column: str):
+  """A results column: the run's value of a config field, or its registry default where the config
+  leaves an open group's field unset (e.g. model.depth of a model left at its default depth)."""
+  value = _field(run_config, column, allow_new=True)
+  if value is not None or column.count('.') != 1:
+    return value
+  group, field = column.split('.')
+  if group == 'model':
+    return getattr(models.create(run_config.model.name, **builder.fields(run_config.model)), field, None)
+  if group == 'optimizer':
+    return optim.settings(run_config.optimizer).get(field)
+  return None
 
 
 def write_results(workdir: str, results: list[dict]) -> None:
@@ -145,12 +224,24 @@ def _cell(value) -> str:
   return str(value)
 
 
-def markdown_table(rows: list[dict]) -> str:
-  """A markdown table with one row per run and a column per key (union, in first-seen order)."""
-  keys = list(dict.fromkeys(k for row in rows for k in row))
+def _table(rows: list[dict], keys: list[str]) -> list[str]:
+  """Markdown lines: a header of `keys` and one line per row."""
   lines = ['| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)]
-  lines += ['| ' + ' | '.join(_cell(row.get(k, '')) for k in keys) + ' |' for row in rows]
-  note = ('\ntrain_error: error on a fixed subset of the training split (train_error_examples) in '
-          'eval mode (BatchNorm running averages, no augmentation) after the last step; '
-          'test_error: the whole test split.\n')
+  return lines + ['| ' + ' | '.join(_cell(row.get(k, '')) for k in keys) + ' |' for row in rows]
+
+
+def markdown_table(rows: list[dict]) -> str:
+  """One row per run, a column per key (union, first-seen order); per-class test metrics (names with a
+  '/', e.g. test_iou/Trouser) in a second table."""
+  keys = list(dict.fromkeys(k for row in rows for k in row))
+  lines = _table(rows, [k for k in keys if '/' not in k])
+  note = ('\ntrain_*: the task\'s metrics on a fixed subset of the training split (train_examples) in eval '
+          'mode (BatchNorm running averages, no augmentation) after the last step; test_*: the whole test '
+          'split (test_examples).\n')
+  per_class = [k for k in keys if '/' in k and k.startswith('test_')]
+  if per_class:
+    columns = {k: k[len('test_'):] for k in per_class}
+    lines += ['', 'Per class, on the test split:', '']
+    lines += _table([{'name': r['name'], **{c: r.get(k, '') for k, c in columns.items()}} for r in rows],
+                    ['name', *columns.values()])
   return '\n'.join(lines) + '\n' + note

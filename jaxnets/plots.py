@@ -1,21 +1,43 @@
 """Report plots written as PNG into the experiment workdir; `config.experiment.report` picks one by name.
 
-Every report draws the paper-style curves: training error dashed (mini-batch error, averaged over each
-log interval), test error solid (the test subset during training, the whole test split at the end),
-and gradients.png: the first layer's gradient norm per run, where a vanishing or exploding gradient shows.
+Every report draws the paper-style curves of the task's headline metric (error, mIoU, AP...): training
+dashed (mini-batch values averaged over each log interval, where the task logs it in training), test
+solid (the test subset during training, the whole test split at the end), and gradients.png: the first
+layer's gradient norm per run, where a vanishing or exploding gradient shows. The picture reports
+(segmentation, detection) draw each run's saved predictions for a few test examples.
 """
 
+import dataclasses
 import math
 import os
 
 import matplotlib
 
 matplotlib.use('Agg')  # Files only; no display is needed or assumed.
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
+from jaxnets.data.specs import MASK_IGNORE  # noqa: E402
 from jaxnets.registry import Registry  # noqa: E402
 
 PLOTS = Registry('report plot')
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+  """What a report plot draws from: one results row per run, each run's logged metrics and directory."""
+  rows: list
+  histories: dict  # run name -> metrics.jsonl records
+  run_dirs: dict  # run name -> its directory (predictions.npz, ...)
+  workdir: str  # Where the PNGs go.
+  headline: object  # The task's Headline: the metric the curves show.
+  class_names: tuple = ()  # Names of the task's classes (legends, box labels).
+
+  def predictions(self, row: dict) -> dict:
+    """The run's predictions.npz: a few test examples as stored and the model's predictions."""
+    with np.load(os.path.join(self.run_dirs[row['name']], 'predictions.npz')) as saved:
+      return dict(saved)
 
 
 def _series(history: list[dict], key: str, scale: float = 1.0):
@@ -24,49 +46,57 @@ def _series(history: list[dict], key: str, scale: float = 1.0):
   return [p[0] for p in points], [scale * p[1] for p in points]
 
 
-def _draw_runs(ax, rows: list[dict], histories: dict, label) -> None:
-  """Training error dashed and test error solid for each run, one colour per run."""
+def _draw_runs(ax, report: Report, rows: list[dict], label) -> None:
+  """The headline metric in training dashed and on the test split solid for each run, one colour per run."""
+  name = report.headline.name
   for i, row in enumerate(rows):
-    history = histories[row['name']]
+    history = report.histories[row['name']]
     color = f'C{i}'
-    steps, train = _series(history, 'train/error', 100)
+    steps, train = _series(history, f'train/{name}', 100)
     ax.plot(steps, train, '--', color=color, linewidth=1)
-    steps, test = _series(history, 'test/error', 100)
-    final = _series(history, 'final/test_error', 100)
+    steps, test = _series(history, f'test/{name}', 100)
+    final = _series(history, f'final/test_{name}', 100)
     ax.plot(steps + final[0], test + final[1], '-', color=color, linewidth=2, label=label(row))
   ax.set_xlabel('iterations')
-  ax.set_ylabel('error (%)')
+  ax.set_ylabel(f'{name} (%)')
   ax.grid(alpha=0.3)
   ax.legend()
 
 
-def gradients(rows: list[dict], histories: dict, workdir: str, label) -> str:
+def _curve_title(report: Report) -> str:
+  """What the headline curves show: dashed training values only where the task logs them per batch."""
+  name = report.headline.name
+  logged = any(f'train/{name}' in r for history in report.histories.values() for r in history)
+  return f'dashed: training {name}, solid: test {name}' if logged else f'test {name}'
+
+
+def gradients(report: Report, label) -> str:
   """The first layer's weight-gradient norm against iterations (log scale); writes gradients.png."""
   fig, ax = plt.subplots(figsize=(7, 4.5))
-  for i, row in enumerate(rows):
-    steps, norms = _series(histories[row['name']], 'train/grad_norm/first_layer')
+  for i, row in enumerate(report.rows):
+    steps, norms = _series(report.histories[row['name']], 'train/grad_norm/first_layer')
     ax.semilogy(steps, norms, color=f'C{i}', label=label(row))
   ax.set_xlabel('iterations')
   ax.set_ylabel('gradient norm at the first layer')
   ax.set_title('gradient reaching the first layer (mean over each log interval)')
   ax.grid(alpha=0.3, which='both')
   ax.legend()
-  return _save(fig, workdir, 'gradients.png')
+  return _save(fig, report.workdir, 'gradients.png')
 
 
-def curves(rows: list[dict], histories: dict, workdir: str) -> str:
-  """Training loss (log scale) and error curves of all runs; writes curves.png and gradients.png."""
-  fig, (loss_ax, error_ax) = plt.subplots(1, 2, figsize=(13, 5))
-  for i, row in enumerate(rows):
-    loss_ax.semilogy(*_series(histories[row['name']], 'train/loss'), color=f'C{i}', label=row['name'])
+def curves(report: Report) -> str:
+  """Training loss (log scale) and headline curves of all runs; writes curves.png and gradients.png."""
+  fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(13, 5))
+  for i, row in enumerate(report.rows):
+    loss_ax.semilogy(*_series(report.histories[row['name']], 'train/loss'), color=f'C{i}', label=row['name'])
   loss_ax.set_xlabel('iterations')
   loss_ax.set_ylabel('training loss (mean over each log interval)')
   loss_ax.grid(alpha=0.3, which='both')
   loss_ax.legend()
-  _draw_runs(error_ax, rows, histories, lambda row: row['name'])
-  error_ax.set_title('dashed: training error, solid: test error')
-  gradients(rows, histories, workdir, lambda row: row['name'])
-  return _save(fig, workdir, 'curves.png')
+  _draw_runs(metric_ax, report, report.rows, lambda row: row['name'])
+  metric_ax.set_title(_curve_title(report))
+  gradients(report, lambda row: row['name'])
+  return _save(fig, report.workdir, 'curves.png')
 
 
 def _layer_norms(history: list[dict]) -> tuple[list, list, list]:
@@ -80,13 +110,13 @@ def _layer_norms(history: list[dict]) -> tuple[list, list, list]:
   return groups, [init[f'init/grad_norm/{g}'] for g in groups], last
 
 
-def layer_gradients(rows: list[dict], histories: dict, workdir: str) -> str:
+def layer_gradients(report: Report) -> str:
   """Gradient norm per layer, input to output, at initialization and after training; writes
   layer_gradients.png (plus curves.png and gradients.png). A vanishing gradient is a line falling
   towards the input."""
   fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-  for i, row in enumerate(rows):
-    groups, first, last = _layer_norms(histories[row['name']])
+  for i, row in enumerate(report.rows):
+    groups, first, last = _layer_norms(report.histories[row['name']])
     for ax, values in zip(axes, (first, last)):
       ax.semilogy(range(len(groups)), values, 'o-', color=f'C{i}', label=row['name'])
   for ax, when in zip(axes, ('at initialization (first step)', 'after training (last log interval)')):
@@ -97,12 +127,13 @@ def layer_gradients(rows: list[dict], histories: dict, workdir: str) -> str:
       ax.set_xticks(range(len(groups)), groups, rotation=45, ha='right', fontsize=8)
   axes[0].set_ylabel('||dL/dW|| of the layer')
   axes[0].legend(fontsize=8)
-  curves(rows, histories, workdir)
-  return _save(fig, workdir, 'layer_gradients.png')
+  curves(report)
+  return _save(fig, report.workdir, 'layer_gradients.png')
 
 
-def degradation(rows: list[dict], histories: dict, workdir: str) -> str:
+def degradation(report: Report) -> str:
   """He et al. (2016) Fig. 6: plain nets left, residual nets right; writes degradation.png, gradients.png."""
+  rows = report.rows
   missing = {'depth', 'residual'} - set(rows[0])
   if missing:
     raise ValueError(f"the 'degradation' report needs experiment.columns to include "
@@ -111,16 +142,107 @@ def degradation(rows: list[dict], histories: dict, workdir: str) -> str:
   for ax, residual in zip(axes, (False, True)):
     group = sorted((r for r in rows if r['residual'] == residual), key=lambda r: r['depth'])
     kind = 'ResNet' if residual else 'plain'
-    _draw_runs(ax, group, histories, lambda row, kind=kind: f'{kind}-{row["depth"]}')
-    ax.set_title(f'{kind} networks (dashed: training error, solid: test error)')
-  gradients(rows, histories, workdir,
-            lambda row: f'{"ResNet" if row["residual"] else "plain"}-{row["depth"]}')
-  return _save(fig, workdir, 'degradation.png')
+    _draw_runs(ax, report, group, lambda row, kind=kind: f'{kind}-{row["depth"]}')
+    ax.set_title(f'{kind} networks ({_curve_title(report)})')
+  gradients(report, lambda row: f'{"ResNet" if row["residual"] else "plain"}-{row["depth"]}')
+  return _save(fig, report.workdir, 'degradation.png')
 
 
-def _save(fig, workdir: str, name: str) -> str:
+PICTURE_EXAMPLES = 6  # Test examples a picture report shows per run.
+
+
+def _show_image(ax, image) -> None:
+  """A stored uint8 image (grey or RGB) without axes."""
+  ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray', vmin=0, vmax=255)
+  ax.set_xticks([])
+  ax.set_yticks([])
+
+
+def _mask_colors(count: int):
+  """A colormap of `count` class colours (class 0 black, the scenes' background), then white (unlabelled)."""
+  colors = ['black'] + [plt.cm.tab10(i % 10) for i in range(count - 1)]
+  return matplotlib.colors.ListedColormap(colors + ['white'])
+
+
+def _show_mask(ax, mask, cmap) -> None:
+  """A mask of class indices in the class colours, unlabelled pixels white."""
+  ignore = cmap.N - 1
+  ax.imshow(np.where(mask == MASK_IGNORE, ignore, mask), cmap=cmap, vmin=0, vmax=ignore,
+            interpolation='nearest')
+  ax.set_xticks([])
+  ax.set_yticks([])
+
+
+def segmentation(report: Report) -> str:
+  """Test inputs, true masks and each run's predicted masks side by side; writes segmentation.png
+  (plus curves.png and gradients.png)."""
+  names = report.class_names
+  runs = [(row['name'], report.predictions(row)) for row in report.rows]
+  first = runs[0][1]
+  count = min(PICTURE_EXAMPLES, len(first['image']))
+  columns = ['input', 'true mask'] + [f'{name}\n(predicted)' for name, _ in runs]
+  fig, axes = plt.subplots(count, len(columns), figsize=(2 * len(columns), 2 * count + 1), squeeze=False)
+  cmap = _mask_colors(len(names))
+  for i in range(count):
+    _show_image(axes[i, 0], first['image'][i])
+    _show_mask(axes[i, 1], first['mask'][i], cmap)
+    for j, (_, saved) in enumerate(runs):
+      _show_mask(axes[i, 2 + j], saved['predicted_mask'][i], cmap)
+  for ax, title in zip(axes[0], columns):
+    ax.set_title(title, fontsize=9)
+  handles = [matplotlib.patches.Patch(color=cmap(k), label=name) for k, name in enumerate(names)]
+  fig.tight_layout(rect=(0, 0.07, 1, 1))
+  fig.legend(handles=handles, loc='lower center', ncol=min(6, len(names)), fontsize=8)
+  curves(report)
+  return _save(fig, report.workdir, 'segmentation.png', tight=False)
+
+
+def _draw_boxes(ax, boxes, classes, names, color, scores=None) -> None:
+  """Rectangles for (x1, y1, x2, y2) boxes, labelled with their class (and score): truth above, detections below."""
+  for k, (x1, y1, x2, y2) in enumerate(boxes):
+    ax.add_patch(matplotlib.patches.Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False,
+                                              edgecolor=color, linewidth=1.2))
+    label = names[classes[k]] if scores is None else f'{names[classes[k]]} {scores[k]:.2f}'
+    ax.text(x1 - 0.5, y1 - 1 if scores is None else y2, label, color=color, fontsize=7,
+            va='bottom' if scores is None else 'top', bbox={'facecolor': 'black', 'alpha': 0.6, 'pad': 0.5,
+                                                            'linewidth': 0})
+
+
+DISPLAY_SCORE = 0.3  # Detections drawn in the picture report score at least this (all count in AP).
+PICTURE_COLUMNS = 4
+
+
+def detection(report: Report) -> str:
+  """Test scenes with their true boxes (green) and each run's detections scoring >= DISPLAY_SCORE (red);
+  a block of rows per run; writes detection.png (plus curves.png and gradients.png)."""
+  names = report.class_names
+  runs = [(row['name'], report.predictions(row)) for row in report.rows]
+  count = min(2 * PICTURE_COLUMNS, len(runs[0][1]['image']))
+  rows_per_run = -(-count // PICTURE_COLUMNS)
+  fig, axes = plt.subplots(rows_per_run * len(runs), PICTURE_COLUMNS,
+                           figsize=(3.2 * PICTURE_COLUMNS, 3.3 * rows_per_run * len(runs)), squeeze=False)
+  for r, (name, saved) in enumerate(runs):
+    for i in range(rows_per_run * PICTURE_COLUMNS):
+      ax = axes[r * rows_per_run + i // PICTURE_COLUMNS, i % PICTURE_COLUMNS]
+      if i >= count:
+        ax.axis('off')
+        continue
+      _show_image(ax, saved['image'][i])
+      real = saved['box_mask'][i]
+      _draw_boxes(ax, saved['boxes'][i][real], saved['classes'][i][real], names, 'lime')
+      shown = saved['predicted_keep'][i] & (saved['predicted_scores'][i] >= DISPLAY_SCORE)
+      _draw_boxes(ax, saved['predicted_boxes'][i][shown], saved['predicted_classes'][i][shown], names, 'red',
+                  saved['predicted_scores'][i][shown])
+    axes[r * rows_per_run, 0].set_ylabel(name, fontsize=10)
+  fig.suptitle(f'green: true boxes, red: detections scoring >= {DISPLAY_SCORE} (class, score)', fontsize=11)
+  curves(report)
+  return _save(fig, report.workdir, 'detection.png')
+
+
+def _save(fig, workdir: str, name: str, tight: bool = True) -> str:
   path = os.path.join(workdir, name)
-  fig.tight_layout()
+  if tight:
+    fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
   return path
@@ -129,6 +251,8 @@ def _save(fig, workdir: str, name: str) -> str:
 PLOTS.register('curves', curves)
 PLOTS.register('degradation', degradation)
 PLOTS.register('layer_gradients', layer_gradients)
+PLOTS.register('segmentation', segmentation)
+PLOTS.register('detection', detection)
 
 
 def get(name: str):

@@ -1,6 +1,8 @@
 """Name -> object registries: the one way jaxnets picks models, datasets and optimizers by config."""
 
+import dataclasses
 import functools
+import inspect
 
 
 class UnknownNameError(ValueError):
@@ -27,13 +29,29 @@ class Registry:
           f'unknown {self.kind} {name!r}; valid choices: {", ".join(self.names())}')
     return self._entries[name]
 
+  def fields(self, name: str) -> list[str]:
+    """The arguments the entry `name` takes (a Flax module's fields, a function's parameters), sorted."""
+    constructor = self.get(name)
+    target = constructor.func if isinstance(constructor, functools.partial) else constructor
+    if dataclasses.is_dataclass(target):
+      names = [f.name for f in dataclasses.fields(target) if f.init and f.name not in ('parent', 'name')]
+    else:
+      names = [p for p in inspect.signature(target).parameters if p != 'self']
+    return sorted(names)
+
   def create(self, name: str, **kwargs):
     """Call the constructor registered under `name` with `kwargs`; errors name the entry.
 
-    An entry that is a functools.partial fixes some arguments (e.g. 'cifar_plain56' fixes depth and
-    residual): asking it for a different value is an error rather than a silent override.
+    A field the entry does not take is an error naming its valid fields. An entry that is a
+    functools.partial fixes some arguments (e.g. 'cifar_plain56' fixes depth and residual): asking it
+    for a different value is an error rather than a silent override.
     """
     constructor = self.get(name)
+    valid = self.fields(name)
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+      raise ValueError(f'{self.kind} {name!r} takes no field {", ".join(map(repr, unknown))}; '
+                       f'its fields: {", ".join(valid)}')
     fixed = constructor.keywords if isinstance(constructor, functools.partial) else {}
     clashes = [f'{k}={fixed[k]!r} (asked: {v!r})' for k, v in kwargs.items() if k in fixed and fixed[k] != v]
     if clashes:

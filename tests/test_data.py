@@ -48,14 +48,14 @@ def fashion_mnist(tmp_path_factory):
 
 def test_fashion_mnist_prepared_offline_equals_idx_files(fashion_mnist):
   data_dir, train, test = fashion_mnist
-  for arrays, prefix, n in ((train, 'train', 60000), (test, 't10k', 10000)):
-    assert arrays.images.shape == (n, 28, 28, 1) and arrays.images.dtype == np.uint8
-    assert arrays.labels.dtype == np.int32
-    np.testing.assert_array_equal(np.bincount(arrays.labels), [n // 10] * 10)
+  for split, prefix, n in ((train, 'train', 60000), (test, 't10k', 10000)):
+    assert split['image'].shape == (n, 28, 28, 1) and split['image'].dtype == np.uint8
+    assert split['label'].dtype == np.int32
+    np.testing.assert_array_equal(np.bincount(split['label']), [n // 10] * 10)
     images = _parse_idx(f'{IDX_DIR}/{prefix}-images-idx3-ubyte.gz')
     labels = _parse_idx(f'{IDX_DIR}/{prefix}-labels-idx1-ubyte.gz')
     # TFDS stores examples in its own (deterministic) shuffled order: compare as multisets of rows.
-    np.testing.assert_array_equal(_sorted_rows(arrays.images[..., 0], arrays.labels),
+    np.testing.assert_array_equal(_sorted_rows(split['image'][..., 0], split['label']),
                                   _sorted_rows(images, labels))
 
 
@@ -67,16 +67,16 @@ def test_fashion_mnist_is_a_normal_tfds_dataset_prepared_once(fashion_mnist):
   assert builder.info.features['label'].num_classes == 10
   info_file = os.path.join(builder.data_dir, 'dataset_info.json')
   before = os.stat(info_file).st_mtime_ns
-  assert len(data.load('fashion_mnist', 'test[:10]', data_dir).labels) == 10
+  assert len(data.load('fashion_mnist', 'test[:10]', data_dir)['label']) == 10
   assert os.stat(info_file).st_mtime_ns == before
 
 
 def test_load_under_mock_data(tmp_path):
   with tfds.testing.mock_data(num_examples=6):
-    arrays = data.load('cifar10', 'train[:6]', str(tmp_path))
-  assert arrays.images.shape == (6, 32, 32, 3) and arrays.images.dtype == np.uint8
-  assert arrays.labels.shape == (6,) and arrays.labels.dtype == np.int32
-  assert ((0 <= arrays.labels) & (arrays.labels < 10)).all()
+    split = data.load('cifar10', 'train[:6]', str(tmp_path))
+  assert split['image'].shape == (6, 32, 32, 3) and split['image'].dtype == np.uint8
+  assert split['label'].shape == (6,) and split['label'].dtype == np.int32
+  assert ((0 <= split['label']) & (split['label'] < 10)).all()
 
 
 def test_missing_dataset_fails_fast_offline(tmp_path, monkeypatch):
@@ -97,11 +97,17 @@ def test_data_dir_resolution(monkeypatch):
 
 
 def test_specs_and_unknown_name():
-  assert data.names() == ['celeb_a', 'cifar10', 'cifar100', 'fashion_mnist', 'imagenet2012', 'mnist']
-  assert data.spec('cifar100').num_classes == 100
+  names = ['celeb_a', 'cifar10', 'cifar100', 'fashion_mnist', 'fashion_scene_items', 'fashion_scenes',
+           'imagenet2012', 'mnist', 'oxford_iiit_pet', 'voc']
+  assert data.names() == names
+  assert data.spec('cifar100').num_classes('label') == 100
   assert data.spec('mnist').image_shape == (28, 28, 1)
+  scenes = data.spec('fashion_scenes')
+  assert scenes.num_classes('mask') == 11 and scenes.num_classes('classes') == 10
+  with pytest.raises(ValueError, match=r"dataset 'mnist' has no 'mask' to predict; it has: label"):
+    data.spec('mnist').num_classes('mask')
   for bad_call in (lambda: data.spec('imagenet'), lambda: data.load('imagenet', 'train')):
-    valid = 'celeb_a, cifar10, cifar100, fashion_mnist, imagenet2012, mnist'
+    valid = ', '.join(names)
     with pytest.raises(UnknownNameError, match=f"'imagenet'.*{valid}"):
       bad_call()
 
@@ -118,14 +124,13 @@ def test_train_indices_are_deterministic_epochs():
 
 
 def test_eval_batches_cover_once_with_mask():
-  arrays = data.Arrays(images=np.arange(7 * 2).reshape(7, 1, 2, 1).astype(np.uint8),
-                       labels=np.arange(7, dtype=np.int32))
-  batches = list(batching.eval_batches(arrays, 3))
-  assert [x.shape for x, _, _ in batches] == [(3, 1, 2, 1)] * 3
-  labels = np.concatenate([y for _, y, _ in batches])
-  mask = np.concatenate([m for _, _, m in batches])
+  split = {'image': np.arange(7 * 2).reshape(7, 1, 2, 1).astype(np.uint8), 'label': np.arange(7, dtype=np.int32)}
+  batches = list(batching.eval_batches(split, 3))
+  assert [b['image'].shape for b, _ in batches] == [(3, 1, 2, 1)] * 3
+  labels = np.concatenate([b['label'] for b, _ in batches])
+  mask = np.concatenate([m for _, m in batches])
   np.testing.assert_array_equal(mask, [1] * 7 + [0] * 2)
-  np.testing.assert_array_equal(labels[mask == 1], arrays.labels)
+  np.testing.assert_array_equal(labels[mask == 1], split['label'])
 
 
 def test_process_slice():
@@ -140,17 +145,22 @@ def images():
   return np.random.default_rng(0).integers(0, 256, (64, 8, 6, 3), dtype=np.uint8)
 
 
+def _image_only(transform, key, images, *args):
+  """An augmentation applied to a batch holding only images; the transformed images."""
+  return np.asarray(transform(key, {'image': jnp.asarray(images)}, *args)['image'])
+
+
 def test_random_flip_reverses_width_where_chosen(images):
-  out = np.asarray(augment.random_flip(jax.random.key(0), images))
+  out = _image_only(augment.random_flip, jax.random.key(0), images)
   flipped = (out == images[:, :, ::-1]).all(axis=(1, 2, 3))
   kept = (out == images).all(axis=(1, 2, 3))
   assert (flipped ^ kept).all() and 10 < flipped.sum() < 54
 
 
 def test_random_crop_is_a_window_of_the_zero_padded_image(images):
-  np.testing.assert_array_equal(augment.random_crop(jax.random.key(0), images, pad=0), images)
+  np.testing.assert_array_equal(_image_only(augment.random_crop, jax.random.key(0), images, 0), images)
   pad = 2
-  out = np.asarray(jax.jit(augment.random_crop, static_argnums=2)(jax.random.key(1), images, pad))
+  out = _image_only(jax.jit(augment.random_crop, static_argnums=2), jax.random.key(1), images, pad)
   padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
   offsets = set()
   for image, crop in zip(padded, out):
@@ -173,20 +183,22 @@ def test_normalize_with_channel_stats(images):
 
 def test_random_rotate_by_a_quarter_turn_is_rot90():
   square = np.random.default_rng(1).normal(size=(3, 7, 7, 2)).astype(np.float32)
-  np.testing.assert_allclose(augment.random_rotate(jax.random.key(0), square, 0.0), square, atol=1e-5)
+  np.testing.assert_allclose(_image_only(augment.random_rotate, jax.random.key(0), square, 0.0), square, atol=1e-5)
   # The output at (r, c) samples the input rotated back: +90 degrees is numpy's rot90 with k=1 on (H, W).
   np.testing.assert_allclose(_rotate_exact(square, 90.0), np.rot90(square, k=1, axes=(1, 2)), atol=1e-4)
 
 
-def _rotate_exact(images, degrees):
-  """random_rotate with its angle pinned to `degrees` (uniform over [d, d])."""
+def _rotate_exact(batch, degrees):
+  """random_rotate with its angle pinned to `degrees` (uniform over [d, d]); a batch dict or images."""
   with unittest.mock.patch.object(jax.random, 'uniform', lambda key, shape, **_: jnp.full(shape, degrees)):
-    return np.asarray(augment.random_rotate(jax.random.key(0), jnp.asarray(images), degrees))
+    if isinstance(batch, dict):
+      return jax.tree.map(np.asarray, augment.random_rotate(jax.random.key(0), batch, degrees))
+    return _image_only(augment.random_rotate, jax.random.key(0), batch, degrees)
 
 
 def test_random_rotate_keeps_shape_and_varies_per_example(images):
   x = images.astype(np.float32)
-  out = np.asarray(augment.random_rotate(jax.random.key(3), jnp.asarray(x), 30.0))
+  out = _image_only(augment.random_rotate, jax.random.key(3), x, 30.0)
   assert out.shape == x.shape
   changed = [not np.allclose(o, i) for o, i in zip(out, x)]
   assert sum(changed) > 60  # Angle 0 has probability 0.
@@ -195,7 +207,7 @@ def test_random_rotate_keeps_shape_and_varies_per_example(images):
 def test_random_brightness_shifts_each_example_by_one_bounded_offset(images):
   x = images.astype(np.float32)
   delta = np.array([10.0, 20.0, 30.0], np.float32)
-  out = np.asarray(augment.random_brightness(jax.random.key(4), jnp.asarray(x), delta))
+  out = _image_only(augment.random_brightness, jax.random.key(4), x, delta)
   shift = out - x
   u = shift[..., 0:1] / delta[0]
   np.testing.assert_allclose(shift, np.broadcast_to(u * delta, shift.shape), rtol=1e-4, atol=1e-3)
@@ -204,7 +216,8 @@ def test_random_brightness_shifts_each_example_by_one_bounded_offset(images):
 
 def test_brightness_config_is_a_fraction_of_the_full_range(images):
   pre = Preprocess(np.zeros(3, np.float32), np.full(3, 51.0, np.float32), ('brightness',), brightness=0.2)
-  out = np.asarray(pre.train(jax.random.key(5), images)) - np.asarray(pre.eval(images))
+  batch = {'image': images}
+  out = np.asarray(pre.train(jax.random.key(5), batch)['image']) - np.asarray(pre.eval(batch)['image'])
   # 0.2 of 255 is 51 pixel units, i.e. 1.0 in units of this std of 51.
   assert np.abs(out).max() <= 1.0 + 1e-5 and np.abs(out).max() > 0.8
 
@@ -212,7 +225,7 @@ def test_brightness_config_is_a_fraction_of_the_full_range(images):
 def test_pad_to_centres_the_image_in_mean_valued_padding():
   images = np.full((2, 28, 28, 1), 200, np.uint8)
   pre = Preprocess(np.array([100.0], np.float32), np.array([50.0], np.float32), pad_to=32)
-  out = np.asarray(pre.eval(images))
+  out = np.asarray(pre.eval({'image': images})['image'])
   assert out.shape == (2, 32, 32, 1)
   np.testing.assert_array_equal(out[:, 2:30, 2:30], 2.0)
   assert out[:, :2].sum() == out[:, 30:].sum() == out[:, :, :2].sum() == 0
@@ -223,42 +236,44 @@ def test_pad_to_centres_the_image_in_mean_valued_padding():
 
 def test_celeba_reads_forty_binary_attributes_at_64x64(tmp_path):
   with tfds.testing.mock_data(num_examples=5):
-    arrays = data.load('celeb_a', 'train', str(tmp_path))
-  assert arrays.images.shape == (5, 64, 64, 3) and arrays.images.dtype == np.uint8
-  assert arrays.labels.shape == (5, 40) and set(np.unique(arrays.labels)) <= {0, 1}
-  assert data.spec('celeb_a').num_classes == 40
+    split = data.load('celeb_a', 'train', str(tmp_path))
+  assert split['image'].shape == (5, 64, 64, 3) and split['image'].dtype == np.uint8
+  assert split['label'].shape == (5, 40) and set(np.unique(split['label'])) <= {0, 1}
+  assert data.spec('celeb_a').classes['label'] == tuple(sorted(tfds.builder('celeb_a').info.features['attributes']))
 
 
-def test_eval_batches_pad_multilabel_targets():
-  arrays = data.Arrays(images=np.zeros((5, 2, 2, 1), np.uint8), labels=np.ones((5, 40), np.int32))
-  _, labels, mask = list(batching.eval_batches(arrays, 4))[1]
-  assert labels.shape == (4, 40) and labels[1:].sum() == 0 and mask.tolist() == [1, 0, 0, 0]
+def test_eval_batches_pad_every_feature():
+  split = {'image': np.zeros((5, 2, 2, 1), np.uint8), 'label': np.ones((5, 40), np.int32),
+           'boxes': np.ones((5, 3, 4), np.float32), 'box_mask': np.ones((5, 3), bool)}
+  batch, mask = list(batching.eval_batches(split, 4))[1]
+  assert batch['label'].shape == (4, 40) and batch['label'][1:].sum() == 0 and mask.tolist() == [1, 0, 0, 0]
+  assert batch['boxes'].shape == (4, 3, 4) and not batch['box_mask'][1:].any()
 
 
 def test_on_disk_split_is_memory_mapped_and_equals_the_in_memory_read(tmp_path):
   imagenet = data.spec('imagenet2012')
-  assert imagenet.on_disk
+  assert imagenet.source.on_disk
   data.clear_cache()
   with tfds.testing.mock_data(num_examples=3):
     mapped = data.load('imagenet2012', 'validation', str(tmp_path))
-    in_memory = source._read(dataclasses.replace(imagenet, on_disk=False), 'validation', str(tmp_path))
-  assert isinstance(mapped.images, np.memmap) and not isinstance(in_memory.images, np.memmap)
-  np.testing.assert_array_equal(mapped.images, in_memory.images)
-  np.testing.assert_array_equal(mapped.labels, in_memory.labels)
+    in_memory = dataclasses.replace(imagenet.source, on_disk=False)(imagenet, 'validation', str(tmp_path))
+  assert isinstance(mapped['image'], np.memmap) and not isinstance(in_memory['image'], np.memmap)
+  np.testing.assert_array_equal(mapped['image'], in_memory['image'])
+  np.testing.assert_array_equal(mapped['label'], in_memory['label'])
   directory = source.disk_arrays_dir(str(tmp_path), 'imagenet2012', str(tfds.builder('imagenet2012').version),
                                      'validation')
-  assert sorted(os.listdir(directory)) == ['images.npy', 'labels.npy']
+  assert sorted(os.listdir(directory)) == ['image.npy', 'label.npy']
   assert os.listdir(os.path.dirname(directory)) == [os.path.basename(directory)]  # No partial left.
   # Outside mock_data TFDS has nothing prepared here (and would fail offline): the .npy files serve.
   data.clear_cache()
   again = data.load('imagenet2012', 'validation', str(tmp_path))
-  np.testing.assert_array_equal(again.images[[2, 0]], in_memory.images[[2, 0]])
+  np.testing.assert_array_equal(batching.gather(again, [2, 0])['image'], in_memory['image'][[2, 0]])
   data.clear_cache()
 
 
 def test_disk_arrays_dir_names_version_and_split_safely():
   path = source.disk_arrays_dir('/d', 'imagenet2012', '5.1.0', 'train[:90%]')
-  assert path == '/d/jaxnets_arrays/imagenet2012-5.1.0-train__90__'
+  assert path == '/d/jaxnets_splits/imagenet2012-5.1.0-train__90__'
 
 
 def test_channel_stats_are_computed_once_per_split_and_equal_the_formula(tmp_path):
@@ -267,8 +282,108 @@ def test_channel_stats_are_computed_once_per_split_and_equal_the_formula(tmp_pat
        unittest.mock.patch.object(augment, 'channel_stats', wraps=augment.channel_stats) as spy:
     mean, std = data.channel_stats('cifar10', 'train', str(tmp_path))
     again = data.channel_stats('cifar10', 'train', str(tmp_path))
-    images = data.load('cifar10', 'train', str(tmp_path)).images.astype(np.float64)
+    images = data.load('cifar10', 'train', str(tmp_path))['image'].astype(np.float64)
   data.clear_cache()
   assert spy.call_count == 1 and again[0] is mean
   np.testing.assert_allclose(mean, images.mean(axis=(0, 1, 2)), rtol=1e-6)
   np.testing.assert_allclose(std, images.std(axis=(0, 1, 2)), rtol=1e-5)
+
+
+def _objects_batch(n=32, size=16, seed=0):
+  """Images with two rectangles each (values 100 and 200, the left and the right half), masks of their
+  classes 1 and 2, exact boxes."""
+  rng = np.random.default_rng(seed)
+  images = np.zeros((n, size, size, 1), np.float32)
+  masks = np.zeros((n, size, size), np.uint8)
+  boxes = np.zeros((n, 3, 4), np.float32)
+  for i in range(n):
+    for j in range(2):
+      w, h = rng.integers(2, 5, 2)
+      x1 = j * size // 2 + rng.integers(0, size // 2 - w + 1)
+      y1 = rng.integers(0, size - h + 1)
+      region = (slice(y1, y1 + h), slice(x1, x1 + w))
+      images[i][region] = 100 * (j + 1)
+      masks[i][region] = j + 1
+      boxes[i, j] = (x1, y1, x1 + w, y1 + h)
+  return {'image': images, 'mask': masks, 'boxes': boxes, 'classes': np.tile([1, 2, 0], (n, 1)).astype(np.int32),
+          'box_mask': np.tile([True, True, False], (n, 1))}
+
+
+def _tight_box(mask, value):
+  """(x1, y1, x2, y2) of the pixels equal to `value` (exclusive right/bottom edges), or None."""
+  rows, cols = np.nonzero(mask == value)
+  return None if not len(rows) else (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+
+
+def _check_consistent(batch):
+  """Each box is the tight box of its class's mask pixels, and a dropped box has no pixels left."""
+  for i in range(len(batch['image'])):
+    for j, value in enumerate((1, 2)):
+      truth = _tight_box(batch['mask'][i], value)
+      if truth is None:
+        assert not batch['box_mask'][i, j]
+      else:
+        assert batch['box_mask'][i, j]
+        np.testing.assert_allclose(batch['boxes'][i, j], truth, atol=1e-4)
+        # The image moved with the mask: the object's pixels still hold its value.
+        np.testing.assert_allclose(batch["image"][i, ..., 0][batch["mask"][i] == value], 100 * value, rtol=1e-5)
+
+
+@pytest.mark.parametrize('name, transform', [
+    ('flip', lambda key, b: augment.random_flip(key, b)),
+    ('crop', lambda key, b: augment.random_crop(key, b, 6)),
+    ('rotate90', lambda key, b: _rotate_exact(b, 90.0)),
+    ('rotate-90', lambda key, b: _rotate_exact(b, -90.0)),
+])
+def test_joint_augmentation_moves_masks_and_boxes_with_the_image(name, transform):
+  batch = _objects_batch()
+  _check_consistent(batch)
+  out = jax.tree.map(np.asarray, transform(jax.random.key(7), jax.tree.map(jnp.asarray, batch)))
+  assert not np.array_equal(out['image'], batch['image'])
+  _check_consistent(out)
+  if name == 'crop':  # With padding 6 some objects leave a 16x16 image and are dropped.
+    assert not out['box_mask'][:, :2].all() and (out['mask'] == data.MASK_IGNORE).any()
+  if name == 'flip':
+    flipped = [np.array_equal(o, m[:, ::-1]) for o, m in zip(out['mask'], batch['mask'])]
+    assert 4 < sum(flipped) < 28
+  if name == 'rotate90':
+    np.testing.assert_array_equal(out['mask'], np.rot90(batch['mask'], k=1, axes=(1, 2)))
+
+
+def test_rotated_boxes_enclose_the_rotated_objects():
+  batch = _objects_batch(size=24)
+  out = _rotate_exact(jax.tree.map(jnp.asarray, batch), 30.0)
+  for i in range(len(batch['image'])):
+    for j, value in enumerate((1, 2)):
+      truth = _tight_box(out['mask'][i], value)
+      if truth is not None and out['box_mask'][i, j]:
+        x1, y1, x2, y2 = out['boxes'][i, j]
+        assert x1 <= truth[0] + 0.5 and y1 <= truth[1] + 0.5 and x2 >= truth[2] - 0.5 and y2 >= truth[3] - 0.5
+
+
+def test_pad_to_shifts_boxes_and_leaves_the_border_unlabelled():
+  batch = _objects_batch()
+  pre = Preprocess(np.zeros(1, np.float32), np.ones(1, np.float32), pad_to=20)
+  out = jax.tree.map(np.asarray, pre.eval(jax.tree.map(jnp.asarray, batch)))
+  assert out['image'].shape == (32, 20, 20, 1) and out['mask'].shape == (32, 20, 20)
+  assert (out['mask'][:, :2] == data.MASK_IGNORE).all() and (out['mask'][:, :, -2:] == data.MASK_IGNORE).all()
+  _check_consistent(out)
+
+
+def test_training_preprocess_keeps_detection_batches_consistent():
+  batch = _objects_batch()
+  pre = Preprocess(np.zeros(1, np.float32), np.ones(1, np.float32), ('crop', 'flip'), crop_padding=3)
+  out = jax.tree.map(np.asarray, jax.jit(pre.train)(jax.random.key(0), jax.tree.map(jnp.asarray, batch)))
+  _check_consistent(out)
+
+
+def test_pets_and_voc_read_as_segmentation_and_detection_dicts(tmp_path):
+  with tfds.testing.mock_data(num_examples=4):
+    pets = data.load('oxford_iiit_pet', 'train', str(tmp_path))
+    voc = data.load('voc', 'test', str(tmp_path))
+  assert pets['image'].shape == (4, 128, 128, 3) and pets['mask'].shape == (4, 128, 128)
+  assert set(np.unique(pets['mask'])) <= {0, 1, data.MASK_IGNORE}
+  assert voc['image'].shape == (4, 256, 256, 3) and voc['boxes'].shape == (4, 42, 4)
+  boxes, valid = voc['boxes'][voc['box_mask']], voc['box_mask']
+  assert valid.any() and (boxes >= 0).all() and (boxes <= 256).all()
+  assert (voc['boxes'][~valid] == 0).all() and ((voc['classes'] >= 0) & (voc['classes'] < 20)).all()

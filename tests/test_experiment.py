@@ -44,17 +44,26 @@ def test_cifar10_variant_is_the_papers_recipe():
     resnet_degradation.get_config('cifar100')
 
 
-def test_sweep_errors_name_the_bad_field_and_the_valid_ones():
+def test_sweep_errors_name_the_bad_field_and_the_valid_ones(tmp_path):
   c = tiny_config()
-  c.experiment.sweep = 'model.depht=8,14'
-  with pytest.raises(KeyError, match=r"model\.depht.*valid fields there: depth, name, residual, shortcut"):
+  c.experiment.sweep = 'train.stepz=8,14'
+  with pytest.raises(KeyError, match=r"train\.stepz.*valid fields there: .*log_every.*steps"):
     experiment.expand(c)
   c.experiment.sweep = 'model.depth'
   with pytest.raises(ValueError, match=r"bad sweep axis 'model\.depth'"):
     experiment.expand(c)
-  c.experiment.sweep = 'model.depth=eight'
-  with pytest.raises(TypeError):  # The locked config keeps its types: depth is an int.
+  c.experiment.sweep = 'train.steps=eight'
+  with pytest.raises(TypeError):  # The config keeps its types: steps is an int.
     experiment.expand(c)
+  # A model field is checked against the model's own fields, for every run before any trains.
+  c.experiment.sweep = 'model.depth=8,14 model.depht=8'
+  with mock_data(), pytest.raises(ValueError, match=r"model 'cifar_resnet' takes no field 'depht'; its fields: "
+                                                    r"depth, num_classes, residual, shortcut, widths"):
+    experiment.run(c, str(tmp_path))
+  c.experiment.sweep = 'optimizer.lr=0.02,-1'
+  with mock_data(), pytest.raises(ValueError, match=r'optimizer\.lr must be > 0, got -1'):
+    experiment.run(c, str(tmp_path))
+  assert not os.listdir(tmp_path)  # Nothing was trained.
 
 
 def test_experiment_runs_each_point_and_writes_the_report(tmp_path):
@@ -96,16 +105,57 @@ def test_config_path_is_found_from_the_repo_root():
 
 
 @pytest.mark.parametrize('override, message', [
-    ('--config.train.stepz=3', 'stepz'),
+    ('--config.train.stepz=3', "unknown config field 'train.stepz' (did you mean 'train.steps'?)"),
     ('--config.train.steps=many', 'many'),
     ('--config.optimizer.name=adamax', "unknown optimizer 'adamax'"),
+    ('--config.optimizer.momentum=1.5', r'optimizer.momentum must be in [0, 1), got 1.5'),
+    ('--config.optimizer.name=adam --config.optimizer.momentum=0.9', "optimizer 'adam' takes no setting 'momentum'"),
+    ('--config.model.name=mlp', "model 'mlp' takes no field 'depth', 'residual', 'shortcut'; its fields: "
+                                'activation, dropout'),
 ])
 def test_command_line_rejects_bad_overrides(tmp_path, override, message):
   result = subprocess.run(
       [sys.executable, '-m', 'experiments.main', '--config=configs/resnet_degradation.py',
-       f'--workdir={tmp_path}/run', override], cwd=REPO, capture_output=True, text=True, timeout=300)
+       f'--workdir={tmp_path}/run', *override.split()], cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode != 0
   assert message in result.stderr
+
+
+def test_command_line_sets_fields_the_config_file_leaves_to_the_model(tmp_path):
+  """--config.model.name=NAME from any config whose model fields NAME takes, plus a field left unset."""
+  workdir = tmp_path / 'run'
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.main', '--config=configs/mlp.py', f'--workdir={workdir}',
+       '--config.model.name=simple_cnn', '--config.model.dropout=0.25', '--config.model.widths=8,16',
+       '--config.optimizer.name=rmsprop', '--config.train.steps=2', '--config.train.log_every=1',
+       '--config.train.eval_every=2', '--config.train.checkpoint_every=2',
+       '--config.data.train_eval_examples=50', '--config.data.test_curve_examples=50'],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = json.load(open(workdir / 'config.json'))
+  assert saved['model'] == {'name': 'simple_cnn', 'widths': [8, 16], 'activation': 'relu',
+                            'kernel_init': 'he_normal', 'dropout': 0.25}
+  # rmsprop picked up no momentum from anywhere: the config sets none and rmsprop's default is 0.
+  assert 'momentum' not in saved['optimizer']
+  assert json.load(open(workdir / 'summary.json'))['steps'] == 2
+
+
+def test_every_swept_field_labels_its_rows_and_curves(tmp_path):
+  """A sweep whose config shows only model.name still gives distinct, labelled rows and curves."""
+  c = tiny_config(steps=2)
+  c.model.name = 'cifar_resnet'
+  c.experiment.columns = 'model.name'
+  c.experiment.sweep = 'optimizer.lr=0.02,0.2'
+  workdir = str(tmp_path / 'exp')
+  with mock_data():
+    rows = experiment.run(c, workdir)
+  assert [(r['name'], r['model.name'], r['lr']) for r in rows] == [
+      ('lr=0.02', 'cifar_resnet', 0.02), ('lr=0.2', 'cifar_resnet', 0.2)]
+  header = open(os.path.join(workdir, 'results.md')).readline()
+  assert header.startswith('| name | model.name | lr | params |')
+  # Each run's curve comes from its own log: the two first-step losses differ only by the lr.
+  firsts = [json.loads(open(os.path.join(workdir, r['name'], 'metrics.jsonl')).readlines()[1]) for r in rows]
+  assert firsts[0]['train/lr'] == pytest.approx(0.02) and firsts[1]['train/lr'] == pytest.approx(0.2)
 
 
 def test_a_diverging_run_does_not_cancel_the_others(tmp_path):
@@ -140,7 +190,11 @@ def test_optimizer_and_regularization_studies_declare_their_runs():
   runs = dict(experiment.expand(optimizers.get_config()))
   assert list(runs) == ['sgd', 'momentum', 'nesterov', 'adagrad', 'adadelta', 'rmsprop', 'adam']
   assert [runs[n].optimizer.name for n in runs] == list(runs)
-  assert runs['rmsprop'].optimizer.momentum == 0.0 and runs['adadelta'].optimizer.lr == 1.0
+  from jaxnets import optim  # noqa: PLC0415
+  settings = {name: optim.settings(run.optimizer) for name, run in runs.items()}
+  assert settings['rmsprop'] == {'rho': 0.95, 'eps': 1e-8, 'momentum': 0.0}
+  assert settings['momentum'] == settings['nesterov'] == {'momentum': 0.9}
+  assert settings['adadelta'] == {'rho': 0.95, 'eps': 1e-6} and runs['adadelta'].optimizer.lr == 1.0
   runs = dict(experiment.expand(regularization.get_config()))
   assert runs['baseline'].model.batch_norm is False and runs['batch_norm'].model.batch_norm is True
   assert runs['augmentation'].data.augment == 'crop,flip,rotate,brightness'
@@ -149,7 +203,7 @@ def test_optimizer_and_regularization_studies_declare_their_runs():
 
 
 @pytest.mark.parametrize('variants, message', [
-    ('a: model.depht=8', r"model\.depht"),
+    ('a: train.stepz=8', r"train\.stepz"),
     ('a model.depth=8', r"bad variant 'a model\.depth=8'"),
     ('a: model.depth', r"bad assignment 'model\.depth' in variant 'a'"),
     ('a: model.depth=8; a: model.depth=14', 'repeats a name'),
@@ -169,7 +223,7 @@ def test_celeba_attributes_config_trains_a_multilabel_net_end_to_end(tmp_path):
   with mock_data():
     summary = experiment.run(c, str(tmp_path))[0]
   assert summary['steps'] == 2 and 0 <= summary['test_error'] <= 1
-  assert c.task == 'multilabel_sse' and celeba_attributes.get_config('bce').task == 'multilabel'
+  assert c.task.name == 'multilabel_sse' and celeba_attributes.get_config('bce').task.name == 'multilabel'
 
 
 def test_imagenet_config_compares_equal_sized_plain_and_residual_nets(tmp_path):
@@ -185,8 +239,8 @@ def test_imagenet_config_compares_equal_sized_plain_and_residual_nets(tmp_path):
   # Option A shortcuts add no parameters: He et al. (2016), Table 2's plain and residual twins.
   assert count(runs['residual=False-depth=34']) == count(runs['residual=True-depth=34'])
   with tfds.testing.mock_data(num_examples=3):
-    arrays = data.load('imagenet2012', 'validation', str(tmp_path))
-  assert arrays.images.shape == (3, 224, 224, 3) and arrays.labels.shape == (3,)
+    split = data.load('imagenet2012', 'validation', str(tmp_path))
+  assert split['image'].shape == (3, 224, 224, 3) and split['label'].shape == (3,)
   data.clear_cache()
 
 
@@ -198,24 +252,30 @@ def test_training_reads_an_on_disk_dataset_from_its_memory_mapped_files(tmp_path
     summary = experiment.run(c, str(tmp_path / 'run'))[0]
   data.clear_cache()
   assert summary['steps'] == 4 and 0 <= summary['test_error'] <= 1
-  assert sorted(os.listdir(tmp_path / 'tfds' / 'jaxnets_arrays')) == [
+  assert sorted(os.listdir(tmp_path / 'tfds' / 'jaxnets_splits')) == [
       f'imagenet2012-{tfds.builder("imagenet2012").version}-{split}' for split in ('train', 'validation')]
 
 
-CONFIG_VARIANTS = {'activations': [''], 'celeba_attributes': ['', 'bce'], 'imagenet_resnet': ['', 'plain18'],
-                   'initialization': [''], 'lenet5': [''], 'mlp': [''], 'optimizers': [''],
-                   'regularization': [''], 'resnet18_cifar': ['', 'cifar10'],
-                   'resnet_degradation': ['', 'cifar10'], 'vgg_cifar': ['', 'cifar10']}
+CONFIG_VARIANTS = {'activations': [''], 'celeba_attributes': ['', 'bce'], 'detection': ['', 'voc'],
+                   'imagenet_resnet': ['', 'plain18'], 'initialization': [''], 'lenet5': [''], 'mlp': [''],
+                   'optimizers': [''], 'regularization': [''], 'resnet18_cifar': ['', 'cifar10'],
+                   'resnet_degradation': ['', 'cifar10'], 'scene_items': [''], 'segmentation': ['', 'pets'],
+                   'vgg_cifar': ['', 'cifar10']}
 
 
 @pytest.mark.parametrize('name', sorted(CONFIG_VARIANTS))
-def test_every_config_passes_the_loops_checks(name):
+def test_every_config_passes_the_loops_checks_and_builds(name):
   import importlib  # noqa: PLC0415
+  from experiments.configs import default  # noqa: PLC0415
+  from jaxnets.train.builder import build  # noqa: PLC0415
   from jaxnets.train.loop import validate  # noqa: PLC0415
   module = importlib.import_module(f'experiments.configs.{name}')
   for arg in CONFIG_VARIANTS[name]:
-    for _, config in experiment.expand(module.get_config(arg)):
-      validate(config)
+    config = module.get_config(arg)
+    experiment.check_fields(config, default.get_config())
+    for _, run_config in experiment.expand(config):
+      validate(run_config)
+      build(run_config)  # Every name resolved, every model field checked, the model traced: no data read.
 
 
 def test_config_files_are_all_listed():

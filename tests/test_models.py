@@ -123,7 +123,7 @@ def test_bad_depth_and_shortcut_name_the_value_and_the_choices():
     _params(models.create('cifar_resnet', depth=21), (1, 8, 8, 1))
   with pytest.raises(ValueError, match=r"shortcut option 'D'.*A, B, C"):
     _params(models.create('cifar_resnet', depth=8, shortcut='D'), (1, 8, 8, 1))
-  with pytest.raises(TypeError, match=r"model 'mlp'.*depth"):
+  with pytest.raises(ValueError, match=r"model 'mlp' takes no field 'depth'; its fields: activation, dropout"):
     models.create('mlp', depth=3)
 
 

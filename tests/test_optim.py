@@ -17,13 +17,19 @@ G2 = np.array([-0.4, 0.5, 0.05])
 
 
 def _cfg(schedule=None, **overrides):
-  """A full config.optimizer with decay off and a constant schedule, changed by `overrides`."""
+  """A config.optimizer with decay off and a constant schedule, changed by `overrides` (which may set
+  the named optimizer's own settings)."""
   sched = dict(name='constant', warmup_steps=0, boundaries=(0.5, 0.75), decay_factor=0.1)
   sched.update(schedule or {})
-  cfg = dict(name='sgd', lr=0.1, momentum=0.9, b1=0.9, b2=0.999, eps=1e-8, rho=0.9, initial_accumulator=0.1,
-             weight_decay=0.0, weight_decay_mode='l2', l1=0.0, clip_value=0.0, clip_norm=0.0, schedule=sched)
+  cfg = dict(name='sgd', lr=0.1, weight_decay=0.0, weight_decay_mode='l2', l1=0.0, clip_value=0.0, clip_norm=0.0,
+             schedule=sched, param_groups='')
   cfg.update(overrides)
   return ml_collections.ConfigDict(cfg)
+
+
+def _resolved(cfg):
+  """cfg with the optimizer's settings filled in from its defaults, for the reference formulas."""
+  return ml_collections.ConfigDict({**cfg.to_dict(), **optim.settings(cfg)})
 
 
 def _updates(cfg, params, grads, total_steps=100):
@@ -98,7 +104,7 @@ REFERENCES = {
     'nesterov': (lambda c, gs, ws: _ref_momentum(c, gs, ws, nesterov=True), {}),
     'adagrad': (_ref_adagrad, {}),
     'adadelta': (_ref_adadelta, dict(lr=1.0, eps=1e-6, rho=0.95)),
-    'rmsprop': (_ref_rmsprop, dict(lr=0.01, rho=0.99)),
+    'rmsprop': (_ref_rmsprop, dict(lr=0.01, rho=0.99, momentum=0.9)),
     'rmsprop_no_momentum': (_ref_rmsprop, dict(name='rmsprop', lr=0.01, momentum=0.0)),
     # b2=0.99: with 0.999, float32 1 - b2**t loses about 1e-5 of relative precision inside optax.
     'adam': (_ref_adam, dict(lr=0.001, b2=0.99)),
@@ -117,7 +123,8 @@ def test_two_updates_match_hand_computation(case):
   cfg = _cfg(**{'name': case, **overrides})
   u1, u2 = _updates(cfg, {'kernel': jnp.asarray(W0, jnp.float32)}, [{'kernel': jnp.asarray(G1)},
                                                                      {'kernel': jnp.asarray(G2)}])
-  want1, want2 = reference(cfg, [G1, G2], [W0, W0 + reference(cfg, [G1], [W0])[0]])
+  c = _resolved(cfg)
+  want1, want2 = reference(c, [G1, G2], [W0, W0 + reference(c, [G1], [W0])[0]])
   np.testing.assert_allclose(u1['kernel'], want1, rtol=1e-5)
   np.testing.assert_allclose(u2['kernel'], want2, rtol=1e-5)
 
@@ -295,3 +302,95 @@ def test_penalty_rejects_unknown_mode():
 def test_bad_values_name_field_and_value(overrides, field, value):
   with pytest.raises(ValueError, match=f'{field}.*{value}'):
     optim.create(_cfg(**overrides), 100)
+
+
+def test_each_optimizer_takes_only_its_own_settings():
+  # The defaults are the papers' and the customary ones; rmsprop has no momentum unless asked.
+  assert optim.settings(_cfg(name='momentum')) == {'momentum': 0.9}
+  assert optim.settings(_cfg(name='rmsprop')) == {'rho': 0.9, 'eps': 1e-8, 'momentum': 0.0}
+  assert optim.settings(_cfg(name='adadelta')) == {'rho': 0.95, 'eps': 1e-6}
+  assert optim.settings(_cfg(name='rmsprop', momentum=0.5))['momentum'] == 0.5
+  with pytest.raises(ValueError, match=r"optimizer 'adam' takes no setting 'momentum'; its settings: b1, b2, eps"):
+    optim.create(_cfg(name='adam', momentum=0.9), 100)
+  with pytest.raises(ValueError, match=r"optimizer 'sgd' takes no setting 'lrr'; its settings: none"):
+    optim.create(_cfg(lrr=0.1), 100)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(name='momentum', momentum=1.5), r'optimizer\.momentum must be in \[0, 1\), got 1\.5'),
+    (dict(name='adam', b2=1.0), r'optimizer\.b2 must be in \[0, 1\), got 1\.0'),
+    (dict(name='adam', eps=0.0), r'optimizer\.eps must be > 0, got 0\.0'),
+])
+def test_settings_out_of_range_name_the_field(overrides, message):
+  with pytest.raises(ValueError, match=message):
+    optim.create(_cfg(**overrides), 100)
+
+
+GROUPED = {'backbone': {'conv': {'kernel': np.full((2,), 2.0)}, 'bn': {'scale': np.ones(2)}},
+           'head': {'kernel': np.full((2,), 3.0), 'bias': np.zeros(2)}}
+
+
+def test_frozen_group_gets_no_update_and_holds_no_state():
+  cfg = _cfg(name='momentum', lr=0.5, param_groups='backbone/.*=frozen')
+  params = jax.tree.map(jnp.asarray, GROUPED)
+  grads = jax.tree.map(jnp.ones_like, params)
+  tx, _ = optim.create(cfg, 10)
+  state = tx.init(params)
+  # Momentum traces only the head's two leaves (2 + 2 numbers), besides the schedule's step count:
+  # the frozen backbone has no optimizer state.
+  assert sum(x.size for x in jax.tree.leaves(state)) == 4 + 1
+  u1, state = tx.update(grads, state, params)
+  u2, _ = tx.update(grads, state, params)
+  for u in (u1, u2):
+    np.testing.assert_array_equal(u['backbone']['conv']['kernel'], 0.0)
+    np.testing.assert_array_equal(u['backbone']['bn']['scale'], 0.0)
+  np.testing.assert_allclose(u1['head']['kernel'], -0.5, rtol=1e-6)
+  np.testing.assert_allclose(u2['head']['kernel'], -0.5 * 1.9, rtol=1e-6)  # v = g + 0.9 v.
+
+
+def test_group_multipliers_scale_the_update_and_zero_freezes():
+  params = jax.tree.map(jnp.asarray, GROUPED)
+  grads = jax.tree.map(jnp.ones_like, params)
+  (u,) = _updates(_cfg(lr=0.5, param_groups='backbone/conv/.*=0.1 backbone/.*=0 head/bias=2'), params, [grads])
+  np.testing.assert_allclose(u['backbone']['conv']['kernel'], -0.05, rtol=1e-6)  # First match wins.
+  np.testing.assert_array_equal(u['backbone']['bn']['scale'], 0.0)
+  np.testing.assert_allclose(u['head']['bias'], -1.0, rtol=1e-6)
+  np.testing.assert_allclose(u['head']['kernel'], -0.5, rtol=1e-6)  # No group: multiplier 1.
+
+
+def test_groups_drive_the_weight_decay_and_the_penalty():
+  params = jax.tree.map(jnp.asarray, GROUPED)
+  zero = jax.tree.map(jnp.zeros_like, params)
+  cfg = _cfg(lr=0.5, weight_decay=0.1, weight_decay_mode='decoupled', param_groups='backbone/.*=frozen head/.*=0.1')
+  (u,) = _updates(cfg, params, [zero])
+  np.testing.assert_array_equal(u['backbone']['conv']['kernel'], 0.0)  # Frozen: no decay either.
+  np.testing.assert_allclose(u['head']['kernel'], -0.5 * 0.1 * 0.1 * 3.0, rtol=1e-6)
+  l2 = _cfg(weight_decay=0.1, param_groups='backbone/.*=frozen')
+  np.testing.assert_allclose(optim.penalty(params, l2), 0.5 * 0.1 * np.sum(GROUPED['head']['kernel'] ** 2),
+                             rtol=1e-6)
+
+
+def test_frozen_groups_keep_their_statistics():
+  old = {'batch_stats': {'backbone': {'bn': {'mean': np.zeros(2)}}, 'head_bn': {'mean': np.zeros(2)}}}
+  new = jax.tree.map(lambda x: x + 1, old)
+  kept = optim.keep_frozen(new, old, _cfg(param_groups='batch_stats/backbone/.*=frozen'))
+  np.testing.assert_array_equal(kept['batch_stats']['backbone']['bn']['mean'], 0.0)
+  np.testing.assert_array_equal(kept['batch_stats']['head_bn']['mean'], 1.0)
+  assert optim.keep_frozen(new, old, _cfg(param_groups='batch_stats/.*=0.1')) is new  # Nothing frozen.
+
+
+@pytest.mark.parametrize('groups, message', [
+    ('head/.*=fast', r"optimizer\.param_groups 'head/\.\*' must be a learning-rate multiplier >= 0 or 'frozen', got 'fast'"),
+    ('head/.*=-1', r'must be a learning-rate multiplier >= 0'),
+    ('head/(=1', r"bad pattern 'head/\('"),
+])
+def test_bad_param_groups_are_named(groups, message):
+  with pytest.raises(ValueError, match=message):
+    optim.create(_cfg(param_groups=groups), 10)
+
+
+def test_a_group_matching_no_parameter_is_an_error():
+  tx, _ = optim.create(_cfg(param_groups='neck/.*=0.1'), 10)
+  with pytest.raises(ValueError, match=r"pattern 'neck/\.\*' matches no parameter; the parameters are named like "
+                                       r"backbone/bn/scale"):
+    tx.init(jax.tree.map(jnp.asarray, GROUPED))

@@ -45,7 +45,7 @@ def test_one_step_writes_metrics_checkpoint_and_records(tmp_path, monkeypatch):
     summary = train_and_evaluate(tiny_config(steps=1), workdir)
   assert summary['steps'] == 1 and summary['params'] > 0
   assert 0.0 <= summary['test_error'] <= 1.0 and summary['test_examples'] == 64
-  assert summary['train_error_examples'] == 32
+  assert summary['train_examples'] == 32
   init, records = read_metrics(workdir)[0], read_metrics(workdir)[1:]
   # The first step's gradient norms per layer group, in input-to-output order.
   assert init['step'] == 0 and list(init)[1:] == [

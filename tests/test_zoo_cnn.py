@@ -23,7 +23,7 @@ def _forward(module, shape, train=False, abstract=True):
   def run():
     variables = module.init(jax.random.key(0), jnp.zeros(shape), train=False)
     return module.apply(variables, jnp.ones(shape), train=train, rngs={'dropout': jax.random.key(1)},
-                        mutable=['batch_stats', 'aux_logits'])
+                        mutable=['batch_stats', 'aux_outputs'])
   return jax.eval_shape(run) if abstract else jax.jit(run)()
 
 
@@ -76,13 +76,13 @@ def test_googlenet_sows_auxiliary_logits_in_training_only():
   model = models.create('googlenet', num_classes=7, aux_logits=True)
   logits, state = _forward(model, (2, 32, 32, 3), train=True)
   assert logits.shape == (2, 7)
-  assert sorted(state['aux_logits']) == ['aux1', 'aux2']
-  assert all(v[0].shape == (2, 7) for v in state['aux_logits'].values())
+  assert sorted(state['aux_outputs']) == ['aux1', 'aux2']
+  assert all(v[0].shape == (2, 7) for v in state['aux_outputs'].values())
   logits, state = _forward(model, (2, 32, 32, 3), train=False)
-  assert logits.shape == (2, 7) and 'aux_logits' not in state
+  assert logits.shape == (2, 7) and 'aux_outputs' not in state
   plain = models.create('googlenet', num_classes=7, branch_kernel=3)
   logits, state = _forward(plain, (2, 32, 32, 3), train=True)
-  assert logits.shape == (2, 7) and 'aux_logits' not in state
+  assert logits.shape == (2, 7) and 'aux_outputs' not in state
   assert 'aux1_head' not in _variables(plain, (1, 32, 32, 3))['params']
 
 

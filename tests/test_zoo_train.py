@@ -1,5 +1,7 @@
 """Every registered model builds a training step; one cheap member of each family takes a real one.
 
+Classifiers train on labels, segmentation models (U-Net, FCN) on masks, the detector on boxes.
+
 The step is the loop's own (make_train_step: loss, gradients, optax update, diagnostics). For every
 name it is traced abstractly (jax.eval_shape: the whole forward, backward and update are built, no XLA
 compilation); the real step, with a finite loss and a non-zero update (or, for GRADIENT_OVERFLOWS, the
@@ -19,18 +21,32 @@ from jaxnets.train.state import init_state
 from jaxnets.train.step import make_train_step
 from tests.tiny import tiny_config
 
-INPUT_SHAPES = {'alexnet': (64, 64, 3), 'lenet5': (32, 32, 1), 'lenet5_modern': (32, 32, 1)}
+INPUT_SHAPES = {'alexnet': (64, 64, 3), 'lenet5': (32, 32, 1), 'lenet5_modern': (32, 32, 1),
+                'unet_paper': (188, 188, 1)}  # The smallest tile the paper's unpadded U-Net takes.
+# Models that are no classifiers, with the task they serve.
+TASKS = {'unet': 'segmentation', 'unet_paper': 'segmentation', 'fcn32s': 'segmentation', 'fcn16s': 'segmentation',
+         'fcn8s': 'segmentation', 'centernet': 'detection'}
 # Measured at init (one step, 2 images): the loss is finite (2.59) and the head's gradient norm 2.30, but
 # the gradient grows layer by layer down the 1202-layer plain stack until it overflows float32 (inf in
 # stage3, NaN below): BatchNorm's gradient explosion in deep nets without shortcuts (Yang et al. 2019).
 # Its residual twin trains; He et al. (2016) never trained a plain net that deep.
 GRADIENT_OVERFLOWS = {'cifar_plain1202'}
 REAL = {'mlp', 'simple_cnn', 'lenet5', 'lenet5_modern', 'googlenet', 'resnet18', 'plain18', 'cifar_resnet20',
-        'cifar_plain20', 'wrn40_1', 'highway_mlp', 'highway_cnn'}
+        'cifar_plain20', 'wrn40_1', 'highway_mlp', 'highway_cnn', 'unet', 'centernet'}
 
 
-def _step_and_inputs(name):
-  """(jitted train step, initial state, images, labels) for registry entry `name`."""
+def _targets(task: str, shape: tuple) -> dict:
+  """Targets of two examples for `task`: labels, masks, or one box each."""
+  if task == 'segmentation':
+    return {'mask': jax.random.randint(jax.random.key(1), (2,) + shape[:2], 0, 10).astype(jnp.uint8)}
+  if task == 'detection':
+    return {'boxes': jnp.array([[[2.0, 3.0, 20.0, 15.0]], [[8.0, 8.0, 30.0, 31.0]]]),
+            'classes': jnp.array([[3], [7]]), 'box_mask': jnp.ones((2, 1), bool)}
+  return {'label': jnp.array([3, 7])}
+
+
+def _step_and_batch(name):
+  """(jitted train step, initial state, a batch of two images) for registry entry `name`."""
   model = models.create(name, num_classes=10)
   shape = INPUT_SHAPES.get(name, (32, 32, 3))
   images = jax.random.randint(jax.random.key(0), (2,) + shape, 0, 256).astype(jnp.uint8)
@@ -38,27 +54,30 @@ def _step_and_inputs(name):
   tx, schedule = optim.create(cfg, 10)
   sample = np.zeros((1,) + shape, np.float32)
   preprocess = Preprocess(np.full(shape[-1], 127.0, np.float32), np.full(shape[-1], 64.0, np.float32))
-  step = jax.jit(make_train_step(model, tasks.create('classification'), tx, schedule, cfg, preprocess,
-                                 diagnostics.layer_order(model, sample), aux_loss_weight=0.3))
-  return step, lambda: init_state(model, tx, 0, sample), images, jnp.array([3, 7])
+  task = TASKS.get(name, 'classification')
+  step = jax.jit(make_train_step(model, tasks.create(task, tuple('abcdefghij')), tx, schedule, cfg,
+                                 preprocess, diagnostics.layer_order(model, sample), aux_loss_weight=0.3))
+  return step, lambda: init_state(model, tx, 0, sample), {'image': images, **_targets(task, shape)}
 
 
 @pytest.mark.parametrize('name', models.names())
 def test_every_model_builds_a_training_step(name):
-  step, init, images, labels = _step_and_inputs(name)
+  step, init, batch = _step_and_batch(name)
   state = jax.eval_shape(init)
-  new_state, metrics = jax.eval_shape(step, state, images, labels)
+  new_state, metrics = jax.eval_shape(step, state, batch)
   assert jax.tree.structure(new_state.params) == jax.tree.structure(state.params)
-  assert metrics['total_loss'].shape == () and metrics['grad_norm/global'].shape == ()
+  diagnostics_ = metrics['diagnostics']
+  assert diagnostics_['total_loss'].shape == () and diagnostics_['grad_norm/global'].shape == ()
 
 
 @pytest.mark.parametrize('name', [n if n in REAL else pytest.param(n, marks=pytest.mark.slow)
                                   for n in models.names()])
 def test_model_takes_a_training_step(name):
-  step, init, images, labels = _step_and_inputs(name)
-  new_state, metrics = step(init(), images, labels)
-  assert np.isfinite(float(metrics['total_loss'])) and int(new_state.step) == 1
+  step, init, batch = _step_and_batch(name)
+  new_state, metrics = step(init(), batch)
+  norms = metrics['diagnostics']
+  assert np.isfinite(float(norms['total_loss'])) and int(new_state.step) == 1
   if name in GRADIENT_OVERFLOWS:
-    assert np.isfinite(float(metrics['grad_norm/head'])) and not np.isfinite(float(metrics['grad_norm/global']))
+    assert np.isfinite(float(norms['grad_norm/head'])) and not np.isfinite(float(norms['grad_norm/global']))
   else:
-    assert float(metrics['update_norm']) > 0
+    assert float(norms['update_norm']) > 0

@@ -1,8 +1,10 @@
-"""A tiny but complete experiment config for tests: a depth-8 ResNet on mock CIFAR-10, a few steps.
+"""Tiny but complete experiment configs for tests: a depth-8 ResNet on mock CIFAR-10, a small U-Net on
+mock-data scenes, a small CenterNet on the same scenes; a few steps each.
 
-Also runnable as a script, `python -m tests.tiny WORKDIR [--distributed --coordinator_address=A
---num_processes=N --process_id=I]` (the flags launch/multihost.py appends), so sharding and multi-host
-tests can run the real training loop in fresh processes with their own XLA device counts.
+Also runnable as a script, `python -m tests.tiny WORKDIR [TASK] [--distributed --coordinator_address=A
+--num_processes=N --process_id=I]` (the flags launch/multihost.py appends; TASK: classification,
+segmentation or detection), so sharding and multi-host tests can run the real training loop in fresh
+processes with their own XLA device counts.
 """
 
 import json
@@ -34,6 +36,19 @@ def tiny_config(steps: int = 4, **data_overrides) -> ml_collections.ConfigDict:
   return c
 
 
+def tiny_dense_config(task: str, steps: int = 4) -> ml_collections.ConfigDict:
+  """tiny_config for 'segmentation' (a U-Net of depth 2, width 4) or 'detection' (a CenterNet on a
+  ResNet-8 of widths 4-16) on the Fashion-MNIST scenes, composed from mock Fashion-MNIST items."""
+  c = tiny_config(steps, name='fashion_scenes', train_split='train[:64]', test_split='test[:32]', augment='flip')
+  c.task = ml_collections.ConfigDict({'name': task})
+  c.model = ml_collections.ConfigDict(
+      {'name': 'unet', 'depth': 2, 'width': 4} if task == 'segmentation' else
+      {'name': 'centernet', 'backbone_depth': 8, 'backbone_widths': (4, 8, 16), 'head_width': 8})
+  c.optimizer.name = 'adam'
+  c.optimizer.lr = 1e-3
+  return c
+
+
 def mock_data():
   """Deterministic fake TFDS data (the same in every process), no files or network needed."""
   return tfds.testing.mock_data(num_examples=MOCK_EXAMPLES)
@@ -47,8 +62,10 @@ def main(argv):
     jax.distributed.initialize(flags['coordinator_address'], int(flags['num_processes']),
                                int(flags['process_id']))
   from jaxnets.train.loop import train_and_evaluate  # noqa: PLC0415
+  task = argv[2] if len(argv) > 2 and not argv[2].startswith('--') else 'classification'
+  config = tiny_config() if task == 'classification' else tiny_dense_config(task)
   with mock_data():
-    summary = train_and_evaluate(tiny_config(), argv[1])
+    summary = train_and_evaluate(config, argv[1])
   print(json.dumps(summary))
 
 

@@ -16,7 +16,7 @@ def get_config(arg: str | None = None):
   if (arg or '') not in LOSSES:
     raise ValueError(f"unknown variant {arg!r} of celeba_attributes; valid choices: '' (default), 'bce'")
   c = default.get_config()
-  c.task = LOSSES[arg or '']
+  c.task.name = LOSSES[arg or '']
   c.model = ml_collections.ConfigDict({
       'name': 'simple_cnn', 'widths': (32, 64, 128), 'convs_per_stage': 2, 'hidden': 256,
       'batch_norm': True, 'dropout': 0.3})

@@ -1,6 +1,10 @@
 """Every config field with its default; experiment configs import this and change a few.
 
 The embedded default trains a small residual net on Fashion-MNIST, which is available offline.
+`model`, `task` and the optimizer's own settings are open groups: besides `name` they hold only the
+fields a config sets, and the registry entry named gives the rest their defaults (so
+`--config.model.name=NAME` works from any config whose model fields NAME takes). A field the entry does
+not take is an error naming its valid fields; every other field must be one of those below.
 """
 
 import ml_collections
@@ -10,13 +14,10 @@ def get_config(arg: str | None = None):
   del arg  # The default has no variants.
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.task = 'classification'
-
-  c.model = ml_collections.ConfigDict()
-  c.model.name = 'cifar_resnet'  # Any name in jaxnets.models.names(); other fields are its arguments.
-  c.model.depth = 20
-  c.model.residual = True
-  c.model.shortcut = 'A'
+  # Any name in jaxnets.tasks.names(); other fields are its arguments (e.g. segmentation's dice_weight).
+  c.task = ml_collections.ConfigDict({'name': 'classification'})
+  # Any name in jaxnets.models.names(); other fields are its arguments (defaults: the model's own).
+  c.model = ml_collections.ConfigDict({'name': 'cifar_resnet'})
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'fashion_mnist'
@@ -35,19 +36,18 @@ def get_config(arg: str | None = None):
   c.data.test_curve_examples = 2000  # Test subset scored every train.eval_every steps; 0 = all.
 
   c.optimizer = ml_collections.ConfigDict()
+  # Any name in jaxnets.optim.names(). Its own settings (momentum, b1, b2, eps, rho,
+  # initial_accumulator: see jaxnets/optim.py) take their defaults there unless a config sets them.
   c.optimizer.name = 'momentum'
   c.optimizer.lr = 0.1
-  c.optimizer.momentum = 0.9
-  c.optimizer.b1 = 0.9
-  c.optimizer.b2 = 0.999
-  c.optimizer.eps = 1e-8
-  c.optimizer.rho = 0.9
-  c.optimizer.initial_accumulator = 0.1
   c.optimizer.weight_decay = 1e-4
   c.optimizer.weight_decay_mode = 'l2'
   c.optimizer.l1 = 0.0
   c.optimizer.clip_value = 0.0
   c.optimizer.clip_norm = 0.0
+  # Parameter groups: 'pattern=multiplier ...', a regex on parameter paths (e.g. 'backbone/.*=0.1
+  # head/.*=1'); the learning-rate multiplier of the first matching group, 0 or 'frozen' to freeze.
+  c.optimizer.param_groups = ''
   c.optimizer.schedule = ml_collections.ConfigDict()
   c.optimizer.schedule.name = 'step'
   c.optimizer.schedule.warmup_steps = 0

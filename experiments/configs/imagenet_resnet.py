@@ -10,6 +10,8 @@ The images are 224x224 centre crops of the 256-side resize, written once to memo
 under the TFDS data_dir (193 GB for the training split; see jaxnets/data/source.py), not held in RAM.
 """
 
+import ml_collections
+
 from experiments.configs import default
 
 NETS = {'plain18': (18, False), 'plain34': (34, False), 'resnet18': (18, True), 'resnet34': (34, True)}
@@ -20,8 +22,7 @@ def get_config(arg: str | None = None):
     raise ValueError(f"unknown variant {arg!r} of imagenet_resnet; valid choices: '' (all four), "
                      f"{', '.join(map(repr, NETS))}")
   c = default.get_config()
-  c.model.name = 'resnet'
-  c.model.shortcut = 'A'
+  c.model = ml_collections.ConfigDict({'name': 'resnet', 'shortcut': 'A'})
   c.data.name = 'imagenet2012'
   c.data.augment = 'crop,flip'
   c.data.crop_padding = 16

@@ -1,5 +1,6 @@
-"""Datasets: whole splits in host memory or memory-mapped, augmented on device, deterministic batches."""
+"""Datasets: whole splits as dicts of arrays in host memory or memory-mapped, deterministic batches."""
 
-from jaxnets.data.source import (Arrays, DatasetUnavailableError, channel_stats, clear_cache, load,
-                                 resolve_data_dir)
-from jaxnets.data.specs import DatasetSpec, names, spec
+from jaxnets.data import catalog  # noqa: F401 (registers every dataset)
+from jaxnets.data.source import (DatasetUnavailableError, Tfds, channel_stats, clear_cache, load, num_examples,
+                                 resolve_data_dir, take)
+from jaxnets.data.specs import MASK_IGNORE, DatasetSpec, names, spec

@@ -1,4 +1,4 @@
-"""Deterministic batch indices: a batch is a pure function of (seed, step), so resumed runs replay it."""
+"""Deterministic batches of split dicts: a batch is a pure function of (seed, step); resumed runs replay it."""
 
 from collections.abc import Iterator
 import functools
@@ -6,7 +6,7 @@ import functools
 import jax
 import numpy as np
 
-from jaxnets.data.source import Arrays
+from jaxnets.data.source import num_examples
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -34,19 +34,22 @@ def _epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   return order
 
 
-def eval_batches(arrays: Arrays, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """Yields (images, labels, mask) covering each example once; the last batch is zero-padded, mask 0."""
-  n = len(arrays.labels)
+def gather(split: dict, indices: np.ndarray) -> dict:
+  """The examples at `indices` of every feature of a split (rows read from disk for memory-mapped ones)."""
+  return {k: v[indices] for k, v in split.items()}
+
+
+def eval_batches(split: dict, batch_size: int) -> Iterator[tuple[dict, np.ndarray]]:
+  """Yields (batch, mask) covering each example once; the last batch is zero-padded with mask 0."""
+  n = num_examples(split)
   for start in range(0, n, batch_size):
-    images = arrays.images[start:start + batch_size]
-    labels = arrays.labels[start:start + batch_size]
+    batch = {k: v[start:start + batch_size] for k, v in split.items()}
     mask = np.ones(batch_size, np.float32)
-    short = batch_size - len(labels)
+    short = batch_size - min(batch_size, n - start)
     if short:
-      images = np.concatenate([images, np.zeros((short,) + images.shape[1:], images.dtype)])
-      labels = np.concatenate([labels, np.zeros((short,) + labels.shape[1:], labels.dtype)])
+      batch = {k: np.concatenate([v, np.zeros((short,) + v.shape[1:], v.dtype)]) for k, v in batch.items()}
       mask[-short:] = 0
-    yield images, labels, mask
+    yield batch, mask
 
 
 def process_slice(global_batch_size: int, process_index: int | None = None,

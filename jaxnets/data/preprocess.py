@@ -1,21 +1,21 @@
-"""Device-side input preprocessing from config: per-channel normalization, then the named augmentations."""
+"""Device-side preprocessing of batch dicts from config: per-channel normalization, then the augmentations."""
 
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.data import augment
 from jaxnets.registry import Registry
 
 AUGMENTATIONS = Registry('augmentation')
-AUGMENTATIONS.register('crop', lambda key, x, pre: augment.random_crop(key, x, pre.crop_padding))
-AUGMENTATIONS.register('flip', lambda key, x, pre: augment.random_flip(key, x))
-AUGMENTATIONS.register('rotate', lambda key, x, pre: augment.random_rotate(key, x, pre.rotate_degrees))
+AUGMENTATIONS.register('crop', lambda key, batch, pre: augment.random_crop(key, batch, pre.crop_padding))
+AUGMENTATIONS.register('flip', lambda key, batch, pre: augment.random_flip(key, batch))
+AUGMENTATIONS.register('rotate', lambda key, batch, pre: augment.random_rotate(key, batch, pre.rotate_degrees))
 # brightness is a fraction of the full [0, 255] range, so in normalized units it is 255 * b / std.
 AUGMENTATIONS.register(
-    'brightness', lambda key, x, pre: augment.random_brightness(key, x, 255.0 * pre.brightness / pre.std))
+    'brightness',
+    lambda key, batch, pre: augment.random_brightness(key, batch, 255.0 * pre.brightness / pre.std))
 
 
 def parse_augment(spec: str) -> tuple:
@@ -28,7 +28,11 @@ def parse_augment(spec: str) -> tuple:
 
 @dataclasses.dataclass(frozen=True)
 class Preprocess:
-  """Normalizes uint8 batches with the training set's channel statistics; augments in training only."""
+  """Normalizes a batch's uint8 images with the training set's channel statistics; augments in training only.
+
+  Batches are dicts; the image's mask and boxes go through every transform with it. A batch without
+  an 'image' passes through unchanged.
+  """
   mean: np.ndarray
   std: np.ndarray
   augment: tuple = ()
@@ -44,19 +48,22 @@ class Preprocess:
     return cls(mean, std, parse_augment(data_cfg.augment), data_cfg.crop_padding,
                data_cfg.rotate_degrees, data_cfg.brightness, data_cfg.pad_to)
 
-  def train(self, key, images):
+  def train(self, key, batch: dict) -> dict:
     """Normalized and padded, then each augmentation in order with its own key."""
-    x = self.eval(images)
+    batch = self.eval(batch)
+    if 'image' not in batch:
+      return batch
     for i, name in enumerate(self.augment):
-      x = AUGMENTATIONS.get(name)(jax.random.fold_in(key, i), x, self)
-    return x
+      batch = AUGMENTATIONS.get(name)(jax.random.fold_in(key, i), batch, self)
+    return batch
 
-  def eval(self, images):
-    """Normalized, and zero-padded (i.e. with the mean) to pad_to x pad_to if that is set."""
-    x = augment.normalize(images, self.mean, self.std)
-    h, w = input_shape(x.shape[1:], self.pad_to)[:2]
-    return jnp.pad(x, ((0, 0), ((h - x.shape[1]) // 2, (h - x.shape[1] + 1) // 2),
-                       ((w - x.shape[2]) // 2, (w - x.shape[2] + 1) // 2), (0, 0)))
+  def eval(self, batch: dict) -> dict:
+    """Normalized, and centred in a pad_to x pad_to frame (padding = the mean) if that is set."""
+    if 'image' not in batch:
+      return batch
+    batch = dict(batch, image=augment.normalize(batch['image'], self.mean, self.std))
+    h, w = input_shape(batch['image'].shape[1:], self.pad_to)[:2]
+    return augment.pad_to(batch, h, w)
 
 
 def input_shape(image_shape: tuple, pad_to: int) -> tuple:

@@ -1,8 +1,8 @@
-"""Whole TFDS splits as numpy arrays, prepared offline when possible and failing fast when not.
+"""Whole splits as dicts of numpy arrays; TFDS datasets prepared offline when possible, failing fast when not.
 
-A split is held in host memory, or, for a dataset whose spec says `on_disk` (ImageNet's 193 GB),
-written once as .npy files under `<data_dir>/jaxnets_arrays/` and memory-mapped: batches then read
-their rows from disk, and the deterministic (seed, step) batches and exact resumes work unchanged.
+A split is held in host memory, or, for a TFDS dataset read `on_disk` (ImageNet's 193 GB), written
+once as one .npy file per feature under `<data_dir>/jaxnets_splits/` and memory-mapped: batches then
+read their rows from disk, and the deterministic (seed, step) batches and exact resumes work unchanged.
 """
 
 import dataclasses
@@ -12,6 +12,7 @@ import re
 import shutil
 import threading
 import time
+from typing import Callable
 import urllib.error
 import urllib.request
 
@@ -25,7 +26,7 @@ from jaxnets.data.specs import spec
 # Where TFDS fetches prepared datasets from (try_download_gcs); reaching it means downloads can work.
 TFDS_HOST = 'https://storage.googleapis.com'
 PROBE_TIMEOUT_S = 3.0
-DISK_ARRAYS_DIR = 'jaxnets_arrays'  # Under data_dir: on_disk splits as images.npy / labels.npy.
+DISK_ARRAYS_DIR = 'jaxnets_splits'  # Under data_dir: on_disk splits, one <feature>.npy each.
 WRITE_BATCH = 1024  # Examples per tf.data batch while writing an on_disk split.
 WRITE_LOG_EVERY = 50  # Batches between progress lines while writing.
 
@@ -34,21 +35,14 @@ class DatasetUnavailableError(RuntimeError):
   """A dataset is not in the data_dir and this host can neither build it locally nor download it."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Arrays:
-  """One whole split: uint8 images [N, H, W, C] and int32 labels [N] (in memory or memory-mapped)."""
-  images: np.ndarray
-  labels: np.ndarray
-
-
 def resolve_data_dir(data_dir: str | None = None) -> str:
   """The TFDS data_dir to use: the argument, else $TFDS_DATA_DIR, else TFDS's ~/tensorflow_datasets."""
   return os.path.expanduser(
       data_dir or os.environ.get('TFDS_DATA_DIR') or '~/tensorflow_datasets')
 
 
-def load(name: str, split: str, data_dir: str | None = None) -> Arrays:
-  """Loads TFDS split string `split` of dataset `name`, preparing the data first if it is missing.
+def load(name: str, split: str, data_dir: str | None = None) -> dict[str, np.ndarray]:
+  """Split `split` (a TFDS split string) of dataset `name` as {feature: array}, preparing it if missing.
 
   Splits are cached per process (read-only), so the runs of one experiment read the data once.
   """
@@ -61,6 +55,16 @@ def channel_stats(name: str, split: str, data_dir: str | None = None) -> tuple[n
   return _channel_stats_cached(name, split, resolve_data_dir(data_dir))
 
 
+def num_examples(split: dict) -> int:
+  """The number of examples in a split (or batch) dict."""
+  return len(next(iter(split.values())))
+
+
+def take(split: dict, count: int) -> dict:
+  """The first `count` examples of a split (all of them if count is 0): a fixed subset."""
+  return split if not count else {k: v[:count] for k, v in split.items()}
+
+
 def clear_cache() -> None:
   """Forget cached splits (tests that swap the data behind a name, e.g. tfds.testing.mock_data)."""
   _load_cached.cache_clear()
@@ -70,43 +74,66 @@ def clear_cache() -> None:
 @functools.lru_cache(maxsize=4)
 def _channel_stats_cached(name: str, split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
   """channel_stats() for a resolved data_dir, cached."""
-  return augment.channel_stats(_load_cached(name, split, data_dir).images)
+  return augment.channel_stats(_load_cached(name, split, data_dir)['image'])
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(name: str, split: str, data_dir: str) -> Arrays:
-  """load() for a resolved data_dir, cached."""
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, split: str, data_dir: str) -> dict[str, np.ndarray]:
+  """load() for a resolved data_dir, cached and read-only; each array cast to the spec's dtype."""
   dataset_spec = spec(name)
-  try:
-    return _read(dataset_spec, split, data_dir)
-  except AssertionError:  # How TFDS's as_dataset reports that data_dir holds no prepared data.
-    try:
-      _prepare(name, dataset_spec.tfds_name, data_dir)
-    except FileExistsError:  # Another process (of a multi-host run) finished preparing it first.
-      pass
-  return _read(dataset_spec, split, data_dir)
-
-
-def _read(dataset_spec, split: str, data_dir: str) -> Arrays:
-  """Reads a prepared split (from its .npy files if on_disk); a fresh builder sees data prepared since."""
-  builder = tfds.builder(dataset_spec.tfds_name, data_dir=data_dir)
-  directory = disk_arrays_dir(data_dir, dataset_spec.name, str(builder.version), split)
-  if dataset_spec.on_disk and os.path.isdir(directory):
-    return _open_npy(directory)
-  if dataset_spec.example is None:
-    dataset = builder.as_dataset(split=split, as_supervised=True)
-  else:
-    dataset = builder.as_dataset(split=split).map(dataset_spec.example)
-  if dataset_spec.on_disk:
-    _write_npy(dataset, directory)
-    return _open_npy(directory)
-  # One batch of the split's known length: batch_size=-1 would batch by the split metadata, which
-  # tfds.testing.mock_data lacks (TensorFlow then aborts allocating sys.maxsize examples).
-  images, labels = tfds.as_numpy(dataset.batch(len(dataset)).get_single_element())
-  arrays = Arrays(images=images.astype(np.uint8, copy=False), labels=labels.astype(np.int32))
-  for array in (arrays.images, arrays.labels):
-    array.flags.writeable = False  # Shared through the cache.
+  arrays = dataset_spec.source(dataset_spec, split, data_dir)
+  if set(arrays) != set(dataset_spec.features):
+    raise ValueError(f'dataset {name!r} split {split!r} has features {sorted(arrays)}, its spec '
+                     f'declares {sorted(dataset_spec.features)}')
+  for key, (shape, dtype) in dataset_spec.features.items():
+    if arrays[key].shape[1:] != tuple(shape):
+      raise ValueError(f'dataset {name!r} split {split!r}: {key!r} has shape {arrays[key].shape[1:]}, '
+                       f'its spec declares {tuple(shape)}')
+    if not isinstance(arrays[key], np.memmap):
+      arrays[key] = arrays[key].astype(dtype, copy=False)
+      arrays[key].flags.writeable = False  # Shared through the cache.
   return arrays
+
+
+@dataclasses.dataclass(frozen=True)
+class Tfds:
+  """A dataset read through TFDS, prepared offline when possible and failing fast when not.
+
+  `example` maps a TFDS example dict to the feature dict inside tf.data (None: TFDS's supervised
+  (image, label) pairs). `on_disk` keeps each split in memory-mapped .npy files rather than in RAM.
+  """
+  tfds_name: str
+  example: Callable | None = None
+  on_disk: bool = False
+
+  def __call__(self, dataset_spec, split: str, data_dir: str) -> dict[str, np.ndarray]:
+    """Reads the split, preparing the dataset first if data_dir lacks it."""
+    try:
+      return self._read(dataset_spec, split, data_dir)
+    except AssertionError:  # How TFDS's as_dataset reports that data_dir holds no prepared data.
+      try:
+        _prepare(dataset_spec.name, self.tfds_name, data_dir)
+      except FileExistsError:  # Another process (of a multi-host run) finished preparing it first.
+        pass
+    return self._read(dataset_spec, split, data_dir)
+
+  def _read(self, dataset_spec, split: str, data_dir: str) -> dict[str, np.ndarray]:
+    """Reads a prepared split (from its .npy files if on_disk); a fresh builder sees data prepared since."""
+    builder = tfds.builder(self.tfds_name, data_dir=data_dir)
+    directory = disk_arrays_dir(data_dir, dataset_spec.name, str(builder.version), split)
+    if self.on_disk and os.path.isdir(directory):
+      return _open_npy(directory, dataset_spec.features)
+    if self.example is None:
+      dataset = builder.as_dataset(split=split, as_supervised=True).map(
+          lambda image, label: {'image': image, 'label': label})
+    else:
+      dataset = builder.as_dataset(split=split).map(self.example)
+    if self.on_disk:
+      _write_npy(dataset, directory, dataset_spec.features)
+      return _open_npy(directory, dataset_spec.features)
+    # One batch of the split's known length: batch_size=-1 would batch by the split metadata, which
+    # tfds.testing.mock_data lacks (TensorFlow then aborts allocating sys.maxsize examples).
+    return dict(tfds.as_numpy(dataset.batch(len(dataset)).get_single_element()))
 
 
 def disk_arrays_dir(data_dir: str, name: str, version: str, split: str) -> str:
@@ -115,8 +142,8 @@ def disk_arrays_dir(data_dir: str, name: str, version: str, split: str) -> str:
   return os.path.join(data_dir, DISK_ARRAYS_DIR, f'{name}-{version}-{safe_split}')
 
 
-def _write_npy(dataset, directory: str) -> None:
-  """Streams (image, label) pairs into images.npy / labels.npy, logging progress; then renames into place.
+def _write_npy(dataset, directory: str, features: dict) -> None:
+  """Streams examples into one <feature>.npy per feature, logging progress; then renames into place.
 
   The rename is atomic, so an interrupted write leaves no half split, and when several processes
   write the same split the first to finish wins and the others discard theirs.
@@ -128,35 +155,32 @@ def _write_npy(dataset, directory: str) -> None:
   shutil.rmtree(partial, ignore_errors=True)
   os.makedirs(partial)
   logging.info('writing %d examples to %s (once; later runs memory-map it)', total, directory)
-  images = labels = None
+  arrays = {key: np.lib.format.open_memmap(os.path.join(partial, f'{key}.npy'), 'w+', dtype,
+                                           (total,) + tuple(shape))
+            for key, (shape, dtype) in features.items()}
   start, since = 0, time.time()
-  for i, (image_batch, label_batch) in enumerate(tfds.as_numpy(dataset.batch(WRITE_BATCH))):
-    if images is None:
-      images = np.lib.format.open_memmap(os.path.join(partial, 'images.npy'), 'w+', np.uint8,
-                                         (total,) + image_batch.shape[1:])
-      labels = np.lib.format.open_memmap(os.path.join(partial, 'labels.npy'), 'w+', np.int32,
-                                         (total,) + label_batch.shape[1:])
-    images[start:start + len(image_batch)] = image_batch
-    labels[start:start + len(label_batch)] = label_batch
-    start += len(image_batch)
+  for i, batch in enumerate(tfds.as_numpy(dataset.batch(WRITE_BATCH))):
+    count = len(batch['image'])
+    for key, array in arrays.items():
+      array[start:start + count] = batch[key]
+    start += count
     if (i + 1) % WRITE_LOG_EVERY == 0 or start == total:
       rate = start / max(time.time() - since, 1e-9)
       logging.info('  %d/%d examples  %.0f img/s  ETA %.0f s', start, total, rate, (total - start) / rate)
   if start != total:
     raise ValueError(f'split for {directory!r} yielded {start} examples, its length says {total}')
-  images.flush()
-  labels.flush()
-  del images, labels
+  for array in arrays.values():
+    array.flush()
+  del arrays
   try:
     os.rename(partial, directory)
   except OSError:  # Another process wrote the same split first.
     shutil.rmtree(partial)
 
 
-def _open_npy(directory: str) -> Arrays:
+def _open_npy(directory: str, features: dict) -> dict[str, np.ndarray]:
   """An on_disk split's arrays, memory-mapped read-only."""
-  return Arrays(images=np.load(os.path.join(directory, 'images.npy'), mmap_mode='r'),
-                labels=np.load(os.path.join(directory, 'labels.npy'), mmap_mode='r'))
+  return {key: np.load(os.path.join(directory, f'{key}.npy'), mmap_mode='r') for key in features}
 
 
 def _prepare(name: str, tfds_name: str, data_dir: str) -> None:

@@ -1,64 +1,76 @@
-"""The registered datasets: what each is called in TFDS and the shape of its examples."""
+"""The registered datasets: where each comes from and what its examples hold.
+
+An example is a dict of arrays with fixed shapes and dtypes, declared by the spec's `features`, so a
+model can be traced and a config checked before any data is read. A split is the same dict with a
+leading example axis. Keys: 'image' (uint8 H x W x C), 'label' (classification), 'mask' (per-pixel
+classes, MASK_IGNORE where unlabelled), 'boxes' / 'classes' / 'box_mask' (detection, padded to a
+maximum count; boxes as x1, y1, x2, y2 pixels with exclusive right/bottom edges).
+"""
 
 import dataclasses
 from typing import Callable
 
+import numpy as np
+
 from jaxnets.registry import Registry
 
 CELEBA_SIZE = 64  # CelebA's 178x218 faces, centre-cropped to 178x178 and resized, fit in memory (2 GB).
+PETS_SIZE = 128  # Oxford-IIIT pets, resized to 128x128 (images bilinear, trimaps nearest).
+VOC_SIZE = 256  # PASCAL VOC images resized to 256x256, boxes scaled with them.
+VOC_MAX_BOXES = 42  # The most objects in one VOC 2007 image (trainval and test).
+MASK_IGNORE = 255  # A mask value that neither the loss nor the metrics count (VOC's convention).
+
+FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+                         'Sneaker', 'Bag', 'Ankle boot')
+CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
+VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
+               'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
+               'train', 'tvmonitor')
 
 
-def celeba_example(example: dict):
-  """(64x64x3 uint8 face, 40 binary attributes in sorted-name order) from a TFDS celeb_a example."""
-  import tensorflow as tf  # noqa: PLC0415 (TFDS's tf.data map functions run in TensorFlow).
-  image = tf.image.crop_to_bounding_box(example['image'], 20, 0, 178, 178)
-  image = tf.image.resize(image, (CELEBA_SIZE, CELEBA_SIZE), antialias=True)
-  image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-  attributes = example['attributes']
-  return image, tf.stack([tf.cast(attributes[k], tf.int32) for k in sorted(attributes)])
+def numbered(count: int) -> tuple[str, ...]:
+  """Class names '0', '1', ... for datasets whose names nobody reads off a table (e.g. ImageNet's 1000)."""
+  return tuple(str(i) for i in range(count))
 
 
-def imagenet_example(example: dict):
-  """(224x224x3 uint8 centre crop of the image resized to a shorter side of 256, label): the paper's
-  test-time view (He et al. 2016, Sec. 3.4), stored once so that training can crop and flip on device."""
-  import tensorflow as tf  # noqa: PLC0415
-  image = example['image']
-  shape = tf.cast(tf.shape(image)[:2], tf.float32)
-  size = tf.cast(tf.round(shape * 256.0 / tf.reduce_min(shape)), tf.int32)
-  image = tf.image.resize(image, size, antialias=True)
-  image = tf.image.resize_with_crop_or_pad(image, 224, 224)
-  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), example['label']
+def image_classes(shape: tuple, classes: tuple) -> tuple[dict, dict]:
+  """(features, classes) of an image classification dataset: uint8 images, one integer label each."""
+  return {'image': (shape, np.uint8), 'label': ((), np.int32)}, {'label': classes}
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-  """One dataset as the rest of jaxnets sees it: TFDS name, example shape, outputs and splits.
+  """One dataset as the rest of jaxnets sees it.
 
-  `example` maps a TFDS example dict to (image, label) inside tf.data; None reads TFDS's supervised
-  (image, label) pairs. num_classes is the number of model outputs (classes, or attributes of a
-  multi-label dataset). `on_disk` keeps the split in memory-mapped .npy files rather than in RAM.
+  `features`: key -> (shape, dtype) of one example. `classes`: for each key a task can predict, the
+  names of its classes (the model's outputs when a task predicts that key). `source` reads a split as
+  a dict of numpy arrays: TFDS (jaxnets.data.source.Tfds) or a dataset composed here (scenes).
   """
   name: str
-  tfds_name: str
-  image_shape: tuple[int, int, int]  # (H, W, C)
-  num_classes: int
-  train_split: str  # TFDS split strings
+  features: dict
+  classes: dict
+  train_split: str
   test_split: str
-  example: Callable | None = None
-  on_disk: bool = False
+  source: Callable
+
+  @property
+  def image_shape(self) -> tuple:
+    """(H, W, C) of the stored images."""
+    return self.features['image'][0]
+
+  def num_classes(self, target: str) -> int:
+    """How many outputs a model needs to predict `target`; an error names the targets this dataset has."""
+    if target not in self.classes:
+      raise ValueError(f"dataset {self.name!r} has no {target!r} to predict; it has: {', '.join(self.classes)}")
+    return len(self.classes[target])
 
 
 DATASETS = Registry('dataset')
-for _spec in (
-    DatasetSpec('cifar10', 'cifar10', (32, 32, 3), 10, 'train', 'test'),
-    DatasetSpec('cifar100', 'cifar100', (32, 32, 3), 100, 'train', 'test'),
-    DatasetSpec('mnist', 'mnist', (28, 28, 1), 10, 'train', 'test'),
-    DatasetSpec('fashion_mnist', 'fashion_mnist', (28, 28, 1), 10, 'train', 'test'),
-    DatasetSpec('imagenet2012', 'imagenet2012', (224, 224, 3), 1000, 'train', 'validation',
-                imagenet_example, on_disk=True),  # 1.28M x 224x224x3 bytes = 193 GB.
-    DatasetSpec('celeb_a', 'celeb_a', (CELEBA_SIZE, CELEBA_SIZE, 3), 40, 'train', 'test', celeba_example),
-):
-  DATASETS.register(_spec.name, _spec)
+
+
+def register(dataset_spec: DatasetSpec) -> None:
+  """Add a dataset; called by the modules that define sources."""
+  DATASETS.register(dataset_spec.name, dataset_spec)
 
 
 def names() -> list[str]:

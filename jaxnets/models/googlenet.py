@@ -65,7 +65,7 @@ class GoogLeNet(nn.Module):
   """conv1 ... conv3, inception3a ... 5b, head; `aux_logits` adds aux1_head (after 4a) and aux2_head (4d).
 
   The auxiliary heads' parameters are created at init; their logits are computed and sown (collection
-  'aux_logits', names aux1 / aux2) only in training, as torchvision returns them only then.
+  'aux_outputs', names aux1 / aux2) only in training, as torchvision returns them only then.
   """
   num_classes: int = 1000
   aux_logits: bool = False
@@ -88,7 +88,7 @@ class GoogLeNet(nn.Module):
       if aux and self.aux_logits and (train or self.is_initializing()):
         logits = AuxHead(self.num_classes, self.aux_dropout, name=f'{aux}_head')(x, train)
         if train:
-          self.sow('aux_logits', aux, logits)
+          self.sow('aux_outputs', aux, logits)
     x = nn.Dropout(self.dropout, deterministic=not train)(global_avg_pool(x))
     return nn.Dense(self.num_classes, kernel_init=dense_init, name='head')(x)
 

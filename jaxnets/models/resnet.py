@@ -128,6 +128,8 @@ class CifarResNet(nn.Module):
   """A 3x3 conv stem, three stages of n basic blocks (16, 32, 64 filters), global pooling, a dense head.
 
   Parameter groups are named stem / stageK_blockJ / head, so diagnostics can report them per stage.
+  With `endpoints=True` the call returns the feature maps {'stem', 'stage1', 'stage2', 'stage3'} (strides
+  1, 1, 2, 4) instead of logits and creates no head, so a detector or segmenter can use it as a backbone.
   """
   depth: int = 20
   num_classes: int = 10
@@ -136,14 +138,18 @@ class CifarResNet(nn.Module):
   widths: tuple = (16, 32, 64)
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, endpoints: bool = False):
     n = cifar_blocks_per_stage(self.depth)
     x = ConvBN(self.widths[0], 3, 1, name='stem')(x, train)
+    features = {'stem': x}
     for i, width in enumerate(self.widths):
       for j in range(n):
         strides = 2 if i > 0 and j == 0 else 1
         x = BasicBlock(width, strides, self.residual, self.shortcut,
                        name=f'stage{i + 1}_block{j}')(x, train)
+      features[f'stage{i + 1}'] = x
+    if endpoints:
+      return features
     x = pooling.global_avg_pool(x)
     return nn.Dense(self.num_classes, name='head')(x)
 
@@ -162,6 +168,9 @@ class ResNet(nn.Module):
   dense head; stem='cifar' is a 3x3 stride-1 conv without the pool, for 32x32 inputs (the common
   CIFAR ResNet-18). `version` places a bottleneck's stride: 'v1' on its first 1x1 (the paper, whose Table 1
   FLOPs this gives), 'v1.5' on its 3x3 (torchvision); both have the same parameters.
+  With `endpoints=True` the call returns the feature maps {'stem' (the stem conv's output, before the
+  pool), 'stage1', ..., 'stage4'} (strides 2, 4, 8, 16, 32; 1, 1, 2, 4, 8 with stem='cifar') and creates
+  no head.
   """
   depth: int = 50
   num_classes: int = 1000
@@ -172,7 +181,7 @@ class ResNet(nn.Module):
   stem: str = 'imagenet'
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, endpoints: bool = False):
     if self.stem not in STEMS:
       raise ValueError(f'unknown ResNet stem {self.stem!r}; valid choices: {", ".join(STEMS)}')
     if self.depth not in IMAGENET_STACKS:
@@ -185,14 +194,19 @@ class ResNet(nn.Module):
       block_cls = functools.partial(block_cls, stride_in_1x1=self.version == 'v1')
     if self.stem == 'imagenet':
       x = ConvBN(self.widths[0], 7, 2, name='stem')(x, train)
+      features = {'stem': x}
       # torchvision's padding, 1 on each side (pooling.pool's SAME would pad the far side only).
       x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
     else:
       x = ConvBN(self.widths[0], 3, 1, name='stem')(x, train)
+      features = {'stem': x}
     for i, (width, n) in enumerate(zip(self.widths, stage_sizes)):
       for j in range(n):
         strides = 2 if i > 0 and j == 0 else 1
         x = block_cls(width, strides, self.residual, self.shortcut, name=f'stage{i + 1}_block{j}')(x, train)
+      features[f'stage{i + 1}'] = x
+    if endpoints:
+      return features
     x = pooling.global_avg_pool(x)
     return nn.Dense(self.num_classes, name='head')(x)
 

@@ -4,7 +4,9 @@ torchvision's layout: 3x3 convolutions with bias (BatchNorm between conv and ReL
 five stages of 64, 128, 256, 512, 512 filters each closed by a 2x2/2 max pool, an adaptive average pool
 to 7x7, a classifier of two 4096-wide layers (ReLU, dropout 0.5) and the logits; torchvision's
 initialization (He normal over fan-out for convolutions, N(0, 0.01^2) for dense layers, zero biases).
-The fields also give the CIFAR-style nets: a narrower classifier, global pooling or none.
+The fields also give the CIFAR-style nets: a narrower classifier, global pooling or none, narrower
+stages. With `endpoints=True` the net is a backbone (FCN's): it returns the feature map after each
+stage's max pool and builds no classifier, so its parameters are the classifier's conv stack, by name.
 """
 
 import functools
@@ -24,7 +26,7 @@ dense_init = initializers.get('normal:0.01')
 
 
 class VGG(nn.Module):
-  """Convolutions stageK_blockJ, then fc6, fc7 (`classifier_width` wide) and head.
+  """Convolutions stageK_blockJ (`widths[K - 1]` filters), then fc6, fc7 (`classifier_width` wide) and head.
 
   `pool_size` is the side of the adaptive average pool before the classifier (torchvision: 7; 1 is
   global average pooling; None flattens the last feature map as it is).
@@ -35,17 +37,24 @@ class VGG(nn.Module):
   classifier_width: int = 4096
   pool_size: Optional[int] = 7
   dropout: float = 0.5
+  widths: tuple = STAGE_WIDTHS
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, endpoints: bool = False):
+    """The logits, or with `endpoints` the dict {'pool1': ..., 'pool5': ...} of strides 2 ... 32."""
     if self.depth not in STAGE_DEPTHS:
       raise ValueError(f'unknown VGG depth {self.depth}; valid choices: {", ".join(map(str, STAGE_DEPTHS))}')
-    for i, (convs, width) in enumerate(zip(STAGE_DEPTHS[self.depth], STAGE_WIDTHS)):
+    if len(self.widths) != len(STAGE_WIDTHS):
+      raise ValueError(f'VGG takes {len(STAGE_WIDTHS)} stage widths, got {len(self.widths)}: {self.widths}')
+    features = {}
+    for i, (convs, width) in enumerate(zip(STAGE_DEPTHS[self.depth], self.widths)):
       for j in range(convs):
         # torchvision: conv with bias even before BN, fan-out He init, BN momentum 0.1 and eps 1e-5.
         x = ConvUnit(width, 'relu', 'he_normal_fan_out', self.batch_norm, 1e-5, conv_bias=True,
                      name=f'stage{i + 1}_block{j}')(x, train)
-      x = pool('max', x, 2)
+      x = features[f'pool{i + 1}'] = pool('max', x, 2)
+    if endpoints:
+      return features
     if self.pool_size is not None:
       x = adaptive_avg_pool(x, self.pool_size)
     x = x.reshape(x.shape[0], -1)

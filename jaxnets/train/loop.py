@@ -1,8 +1,11 @@
-"""train_and_evaluate: the one training loop. A run is config.model x config.task x config.data x config.optimizer.
+"""train_and_evaluate: the one training loop, for every task. A run is config.model x config.task x
+config.data x config.optimizer; what is measured and how runs compare is the task's (jaxnets.tasks).
 
 The run directory tells its own story: config.json, versions.json, status.json, metrics.jsonl,
-TensorBoard events, checkpoints/ and, when done, summary.json. Calling it again on the same directory
-resumes from the newest checkpoint, or returns the saved summary if the run had finished.
+TensorBoard events, checkpoints/ and, when done, summary.json, predictions.npz (a few test examples and
+the model's predictions) and whatever files the task writes (detection: COCO-format JSON). Calling it
+again on the same directory resumes from the newest checkpoint, or returns the saved summary if the run
+had finished.
 """
 
 import contextlib
@@ -15,19 +18,21 @@ import numpy as np
 import optax
 from absl import logging
 
-from jaxnets import data, models, optim, tasks
+from jaxnets import data
 from jaxnets.data import batching
-from jaxnets.data.preprocess import Preprocess, input_shape, parse_augment
 from jaxnets.train import diagnostics, sharding
+from jaxnets.train.builder import build
 from jaxnets.train.checkpoint import Checkpointer
 from jaxnets.train.early_stopping import EarlyStopping
 from jaxnets.train.progress import DivergedError, Progress
 from jaxnets.train.record import RunRecord
-from jaxnets.train.state import count_params, init_state
-from jaxnets.train.step import jit_steps
+from jaxnets.train.state import count_params
 from jaxnets.train.writer import MetricWriter
 
-__all__ = ['DivergedError', 'evaluate', 'train_and_evaluate', 'validate']
+__all__ = ['DivergedError', 'evaluate', 'predict', 'train_and_evaluate', 'validate']
+
+PREDICTIONS_FILE = 'predictions.npz'
+PREDICTION_EXAMPLES = 8  # Test examples whose predictions each run saves for the report's pictures.
 
 
 def validate(config, stop_after: int | None = None) -> None:
@@ -51,21 +56,37 @@ def validate(config, stop_after: int | None = None) -> None:
   sharding.check_batch_size(config.data.eval_batch_size, 'data.eval_batch_size')
 
 
-def _subset(arrays, count: int):
-  """The first `count` examples (all if count is 0): a fixed evaluation subset."""
-  return arrays if not count else data.Arrays(arrays.images[:count], arrays.labels[:count])
-
-
-def evaluate(eval_step, state, arrays, batch_size: int, mesh) -> dict:
-  """Loss and error over every example of `arrays`, in eval mode."""
+def evaluate(eval_step, task, state, split: dict, batch_size: int, mesh):
+  """The task's metrics over every example of `split`, in eval mode; returns (metrics, accumulator)."""
   part = batching.process_slice(batch_size)
-  totals = None
-  for images, labels, mask in batching.eval_batches(arrays, batch_size):
-    sums = eval_step(state, *sharding.put_batch(mesh, images[part], labels[part], mask[part]))
-    totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
-  totals = jax.device_get(totals)
-  return {'loss': float(totals['loss'] / totals['count']),
-          'error': float(totals['errors'] / totals['count'])}
+  accumulator = task.accumulator()
+  for batch, mask in batching.eval_batches(split, batch_size):
+    local = {k: v[part] for k, v in batch.items()}
+    accumulator.add(jax.device_get(eval_step(state, *sharding.put_batch(mesh, (local, mask[part])))))
+  return accumulator.result(), accumulator
+
+
+def predict(predict_step, state, split: dict, mesh) -> dict:
+  """The task's predictions for every example of a small `split`, on the host."""
+  n = data.num_examples(split)
+  size = -(-n // jax.device_count()) * jax.device_count()  # Padded to split evenly over the devices.
+  batch, _ = next(batching.eval_batches(split, size))
+  part = batching.process_slice(size)
+  predicted = predict_step(state, sharding.put_batch(mesh, {k: v[part] for k, v in batch.items()}))
+  return {k: np.asarray(v)[:n] for k, v in jax.device_get(predicted).items()}
+
+
+def _save_predictions(workdir: str, examples: dict, predicted: dict) -> None:
+  """predictions.npz: a few test examples (inputs and targets as stored) and the model's predictions."""
+  path = os.path.join(workdir, PREDICTIONS_FILE)
+  with open(path + '.tmp', 'wb') as f:
+    np.savez_compressed(f, **examples, **{f'predicted_{k}': v for k, v in predicted.items()})
+  os.replace(path + '.tmp', path)
+
+
+def _prefixed(prefix: str, metrics: dict) -> dict:
+  """{'<prefix><name>': value}."""
+  return {f'{prefix}{k}': v for k, v in metrics.items()}
 
 
 @jax.jit
@@ -75,7 +96,7 @@ def _finite(tree):
 
 
 def train_and_evaluate(config, workdir: str, *, stop_after: int | None = None) -> dict | None:
-  """Train per `config` in `workdir` and return the run summary (train/test error, params, time).
+  """Train per `config` in `workdir` and return the run summary (the task's metrics, params, time).
 
   `stop_after` ends the session at that step as a preemption would (checkpoint, no final eval,
   returns None); the next call resumes there.
@@ -97,34 +118,23 @@ def train_and_evaluate(config, workdir: str, *, stop_after: int | None = None) -
 
 def _train(config, workdir, record, stop_after):
   """Build, restore, train to `stop_after` or the end (or an early stop), then evaluate and summarize."""
-  # Everything named in the config is resolved, and the model traced, before the data is read.
-  spec = data.spec(config.data.name)
-  model_kwargs = {k: v for k, v in config.model.items() if k != 'name'}
-  model = models.create(config.model.name, num_classes=spec.num_classes, **model_kwargs)
-  task = tasks.create(config.task)
+  setup = build(config)  # Every name resolved and the model traced before the data is read.
+  spec, task, headline = setup.spec, setup.task, setup.task.headline
   total_steps = config.train.steps
-  tx, schedule = optim.create(config.optimizer, total_steps)
-  parse_augment(config.data.augment)
-  sample = np.zeros((1,) + input_shape(spec.image_shape, config.data.pad_to), np.float32)
-  order = diagnostics.layer_order(model, sample)
-
   data_dir = config.data.data_dir or None
   load = lambda split: data.load(spec.name, split, data_dir)
-  train_split = config.data.train_split or spec.train_split
-  train_arrays = load(train_split)
-  test_arrays = load(config.data.test_split or spec.test_split)
-  val_arrays = load(config.data.val_split) if config.data.val_split else None
-  preprocess = Preprocess.from_config(config.data, data.channel_stats(spec.name, train_split, data_dir))
+  train_split = load(config.data.train_split or spec.train_split)
+  test_split = load(config.data.test_split or spec.test_split)
+  val_split = load(config.data.val_split) if config.data.val_split else None
+  preprocess = setup.preprocess()
 
   mesh = sharding.data_mesh()
-  state = jax.jit(lambda: init_state(model, tx, config.seed, sample),
-                  out_shardings=sharding.replicated(mesh))()
+  state = setup.init_state(mesh)
   num_params = count_params(state.params)
-  train_step, eval_step = jit_steps(model, task, tx, schedule, config.optimizer, preprocess, order, mesh,
-                                    config.train.aux_loss_weight)
-  evaluate_on = lambda state, arrays: evaluate(eval_step, state, arrays, config.data.eval_batch_size, mesh)
+  train_step, eval_step = setup.jit_steps(preprocess, mesh)
+  evaluate_on = lambda state, split: evaluate(eval_step, task, state, split, config.data.eval_batch_size, mesh)
   patience = config.train.early_stopping_patience
-  stopping = EarlyStopping(patience) if patience else None
+  stopping = EarlyStopping(patience, headline) if patience else None
 
   # Closing waits for checkpoint writes in flight: a failing run keeps its last good checkpoint.
   with (contextlib.closing(Checkpointer(os.path.join(workdir, 'checkpoints'),
@@ -137,43 +147,42 @@ def _train(config, workdir, record, stop_after):
       state, meta = checkpointer.restore(start, state)
       wall_before = meta['wall_seconds']
       if stopping:
-        stopping = EarlyStopping.from_meta(patience, meta['early_stopping'])
+        stopping = EarlyStopping.from_meta(patience, headline, meta['early_stopping'])
       logging.info('resumed from step %d of %s', start, workdir)
     writer.truncate_after(start)
     record.add_session(start)
+    num_train = data.num_examples(train_split)
     logging.info('%s: %d params, %d train / %d test examples, %d devices, steps %d -> %d',
-                 config.model.name, num_params, len(train_arrays.labels), len(test_arrays.labels),
+                 config.model.name, num_params, num_train, data.num_examples(test_split),
                  jax.device_count(), start, total_steps)
 
     batch_size = config.data.batch_size
     part = batching.process_slice(batch_size)
-    test_curve = _subset(test_arrays, config.data.test_curve_examples)
+    test_curve = data.take(test_split, config.data.test_curve_examples)
     progress = Progress(writer, total_steps, batch_size, config.optimizer.lr)
     session_start = time.time()
     end = total_steps if stop_after is None else min(stop_after, total_steps)
     done = start
     for step in range(start, end):
-      idx = batching.train_indices(len(train_arrays.labels), batch_size, config.seed, step)[part]
-      state, metrics = train_step(state, *sharding.put_batch(
-          mesh, train_arrays.images[idx], train_arrays.labels[idx]))
+      idx = batching.train_indices(num_train, batch_size, config.seed, step)[part]
+      state, metrics = train_step(state, sharding.put_batch(mesh, batching.gather(train_split, idx)))
       progress.add(metrics)
       done = step + 1
       if step == 0:
-        writer.write(0, _layer_gradients(metrics, order))
+        writer.write(0, _layer_gradients(metrics, setup.layer_order))
       if done % config.train.log_every == 0 or done == total_steps:
         progress.log(done)
       stop_early = False
       if done % config.train.eval_every == 0 or done == total_steps:
         eval_start = time.time()
-        if val_arrays is not None:
-          val = evaluate_on(state, val_arrays)
-          writer.write(done, {'val/loss': val['loss'], 'val/error': val['error']})
-          if stopping and stopping.update(done, val['error']):
+        if val_split is not None:
+          val, _ = evaluate_on(state, val_split)
+          writer.write(done, _prefixed('val/', val))
+          if stopping and stopping.update(done, val[headline.name]):
             best.save(done, state, {})
           stop_early = bool(stopping and stopping.should_stop and done < total_steps)
         if done < total_steps:
-          curve = evaluate_on(state, test_curve)
-          writer.write(done, {'test/loss': curve['loss'], 'test/error': curve['error']})
+          writer.write(done, _prefixed('test/', evaluate_on(state, test_curve)[0]))
         progress.pause_clock(eval_start)
       if done % config.train.checkpoint_every == 0 or done == end or stop_early:
         if not _finite(state.params):
@@ -182,36 +191,47 @@ def _train(config, workdir, record, stop_after):
         meta = {'wall_seconds': wall_before + time.time() - session_start}
         checkpointer.save(done, state, meta | ({'early_stopping': stopping.to_meta()} if stopping else {}))
       if stop_early:
-        logging.info('early stop at step %d: no better validation error than %.4f (step %d) for %d '
-                     'evaluations', done, stopping.best_error, stopping.best_step, patience)
+        logging.info('early stop at step %d: no better validation %s than %.4f (step %d) for %d '
+                     'evaluations', done, headline.name, stopping.best_value, stopping.best_step, patience)
         break
     else:
       if end < total_steps:
         return None
 
     extra = {}
-    if stopping:  # The result is the network of the best validation error.
+    if stopping:  # The result is the network of the best validation score.
       state, _ = best.restore(stopping.best_step, state)
-      extra = {'val_error': stopping.best_error, 'best_step': stopping.best_step, 'stopped_step': done}
-    test = evaluate_on(state, test_arrays)
-    train_eval = _subset(train_arrays, config.data.train_eval_examples)
-    train = evaluate_on(state, train_eval)
-    writer.write(done, {'final/test_error': test['error'], 'final/test_loss': test['loss'],
-                        'final/train_error': train['error'], 'final/train_loss': train['loss']})
+      extra = {f'val_{headline.name}': stopping.best_value, 'best_step': stopping.best_step,
+               'stopped_step': done}
+    test, test_accumulator = evaluate_on(state, test_split)
+    if jax.process_index() == 0:
+      test_accumulator.write(workdir, 'test')
+    train_eval = data.take(train_split, config.data.train_eval_examples)
+    train, _ = evaluate_on(state, train_eval)
+    examples = data.take(test_split, PREDICTION_EXAMPLES)
+    predicted = predict(setup.jit_predict_step(preprocess, mesh), state, examples, mesh)
+    if jax.process_index() == 0:
+      _save_predictions(workdir, examples, predicted)
+    writer.write(done, _prefixed('final/test_', test) | _prefixed('final/train_', train))
   wall = wall_before + time.time() - session_start
   summary = {'params': num_params, 'steps': done,
-             'train_error': train['error'], 'train_loss': train['loss'],
-             'train_error_examples': len(train_eval.labels),
-             'test_error': test['error'], 'test_loss': test['loss'],
-             'test_examples': len(test_arrays.labels), **extra, 'wall_seconds': round(wall, 1)}
+             **_prefixed('train_', _headline_first(train, headline)),
+             'train_examples': data.num_examples(train_eval),
+             **_prefixed('test_', _headline_first(test, headline)),
+             'test_examples': data.num_examples(test_split), **extra, 'wall_seconds': round(wall, 1)}
   record.finish(summary)
-  logging.info('done: test error %.4f, train error %.4f (eval mode, %d training examples), %.0f s',
-               test['error'], train['error'], len(train_eval.labels), wall)
+  logging.info('done: test %s %.4f, train %s %.4f (eval mode, %d training examples), %.0f s', headline.name,
+               test[headline.name], headline.name, train[headline.name], data.num_examples(train_eval), wall)
   return summary
+
+
+def _headline_first(metrics: dict, headline) -> dict:
+  """The metrics with the headline first (the order of the results table's columns)."""
+  return {headline.name: metrics[headline.name], **metrics}
 
 
 def _layer_gradients(metrics, order) -> dict:
   """The first step's gradient norms as init/grad_norm/<group>, groups in input-to-output order."""
-  host = jax.device_get(metrics)
+  host = jax.device_get(metrics['diagnostics'])
   groups = dict.fromkeys(diagnostics.group_of(name) for name in order)
   return {f'init/grad_norm/{g}': float(host[f'grad_norm/{g}']) for g in groups}

@@ -19,7 +19,11 @@ def _eta(seconds: float) -> str:
 
 
 class Progress:
-  """Collects per-step metrics (left on device until a log step) and logs their window means."""
+  """Collects per-step metrics (left on device until a log step) and logs their window means.
+
+  The progress line shows the task's training metrics (loss first); the log file and TensorBoard
+  also get the diagnostics, all as train/<name>.
+  """
 
   def __init__(self, writer, total_steps: int, batch_size: int, lr: float):
     self._writer, self._total, self._batch, self._lr = writer, total_steps, batch_size, lr
@@ -34,15 +38,19 @@ class Progress:
     self._since += time.time() - since
 
   def log(self, step: int) -> None:
-    """Write the window's means at `step`, print step, loss, error, img/s and ETA; NaN loss raises."""
+    """Write the window's means at `step`, print step, task metrics, img/s and ETA; NaN loss raises."""
     host = jax.device_get(self._pending)
-    means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-    if not math.isfinite(means['loss']):
-      raise DivergedError(f'diverged: training loss is {means["loss"]} at step {step}; lower '
+    means = lambda group: {k: float(np.mean([m[group][k] for m in host])) for k in host[0][group]}
+    task, diagnostics = means('task'), means('diagnostics')
+    if not math.isfinite(task['loss']):
+      raise DivergedError(f'diverged: training loss is {task["loss"]} at step {step}; lower '
                           f'optimizer.lr={self._lr} or add clipping')
     now = time.time()
     rate = len(host) * self._batch / (now - self._since)
-    self._writer.write(step, {f'train/{k}': v for k, v in means.items()} | {'train/img_per_s': rate})
-    logging.info('step %d/%d  loss %.4f  error %.3f  %.0f img/s  ETA %s', step, self._total,
-                 means['loss'], means['error'], rate, _eta((self._total - step) * self._batch / rate))
+    logged = {f'train/{k}': v for k, v in (task | diagnostics).items()}
+    self._writer.write(step, logged | {'train/img_per_s': rate})
+    others = '  '.join(f'{k} {v:.3f}' for k, v in task.items() if k != 'loss')  # jit sorted the names.
+    shown = f'loss {task["loss"]:.4f}  {others}'.rstrip()
+    logging.info('step %d/%d  %s  %.0f img/s  ETA %s', step, self._total, shown, rate,
+                 _eta((self._total - step) * self._batch / rate))
     self._pending, self._since = [], now

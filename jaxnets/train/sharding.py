@@ -33,7 +33,7 @@ def check_batch_size(batch_size: int, field: str = 'data.batch_size') -> None:
                      f'choose a multiple of {jax.device_count()}')
 
 
-def put_batch(mesh: Mesh, *local_arrays: np.ndarray):
-  """Global batch-sharded arrays from this process's slice of the batch."""
+def put_batch(mesh: Mesh, local_batch):
+  """Global batch-sharded arrays from this process's slice of the batch (any pytree of arrays)."""
   sharding = batch_sharded(mesh)
-  return tuple(jax.make_array_from_process_local_data(sharding, x) for x in local_arrays)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)

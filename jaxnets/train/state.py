@@ -6,17 +6,23 @@ import flax
 import jax
 import jax.numpy as jnp
 
+# Collections a model writes only to report to the train step (see jaxnets.train.step), never state.
+SOWN = ('losses', 'aux_outputs')
+
 
 @flax.struct.dataclass
 class TrainState:
-  """Parameters, BatchNorm running statistics, optimizer state, step and the run's base PRNG key.
+  """Parameters, the model's other variables, optimizer state, step and the run's base PRNG key.
 
-  `rng` holds raw key data; each step derives its own key as fold_in(rng, step), so a resumed run
-  draws exactly the randomness an uninterrupted one would.
+  `model_state` holds every variable collection besides 'params' that the model updates as it runs
+  ('batch_stats': BatchNorm's running averages). `params` and `opt_state` are whatever pytrees the
+  model and the optax chain make (a GAN's two networks are one dict of two). `rng` holds raw key data;
+  each step derives its own key as fold_in(rng, step), so a resumed run draws exactly the randomness an
+  uninterrupted one would.
   """
   step: jax.Array
   params: Any
-  batch_stats: Any
+  model_state: Any
   opt_state: Any
   rng: jax.Array
 
@@ -30,9 +36,9 @@ def init_state(model, tx, seed: int, sample_input) -> TrainState:
   params_key, dropout_key, run_key = jax.random.split(jax.random.key(seed), 3)
   variables = model.init({'params': params_key, 'dropout': dropout_key}, sample_input, train=False)
   params = variables['params']
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
-                    rng=jax.random.key_data(run_key))
+  model_state = {k: v for k, v in variables.items() if k not in ('params', *SOWN)}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                    opt_state=tx.init(params), rng=jax.random.key_data(run_key))
 
 
 def count_params(params) -> int:

@@ -1,4 +1,13 @@
-"""The jitted train and eval steps shared by every task: loss + penalties, optax update, metrics, norms."""
+"""The jitted train and eval steps shared by every task: loss + extra losses + penalties, optax update, metrics.
+
+Batches are dicts. The model sees `task.inputs(batch)` after device-side preprocessing. Besides its
+outputs a model may sow, in training:
+  - into 'losses': terms added to the objective as they are (a VAE's KL divergence, a sparsity penalty),
+    each a scalar or per-example [B] (then averaged), logged as train/loss/<name>;
+  - into 'aux_outputs': extra predictions of the task's own kind (GoogLeNet's auxiliary classifiers),
+    each scored by the task's loss and weighted by train.aux_loss_weight, logged as train/loss/<name>.
+Every other mutable collection the model keeps (BatchNorm's 'batch_stats') is the state's `model_state`.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -6,51 +15,72 @@ import optax
 
 from jaxnets import optim
 from jaxnets.train import diagnostics, sharding
+from jaxnets.train.state import SOWN
+
+
+def _named_leaves(tree, prefix: str) -> dict:
+  """{'<prefix>/<path>': leaf} for a sown collection (sow stores tuples: the index is dropped)."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    keys = [str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey)]
+    out['/'.join([prefix] + keys)] = leaf
+  return out
 
 
 def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order, aux_loss_weight=0.0):
-  """train_step(state, images, labels) -> (state, metrics), with metrics as scalars for this batch.
+  """train_step(state, batch) -> (state, metrics): this batch's scalars, {'task': the task's training
+  metrics, 'diagnostics': extra loss terms, total loss, learning rate, gradient/parameter/update norms}."""
 
-  Logits a model sows into 'aux_logits' in training (GoogLeNet's auxiliary classifiers) add
-  aux_loss_weight times their task loss to the objective (Szegedy et al. 2014 use 0.3).
-  """
-
-  def train_step(state, images, labels):
+  def train_step(state, batch):
     aug_key, dropout_key = jax.random.split(state.step_key())
-    x = preprocess.train(aug_key, images)
+    batch = preprocess.train(aug_key, batch)
 
     def loss_fn(params):
-      logits, updates = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
-                                    train=True, mutable=['batch_stats', 'aux_logits'],
-                                    rngs={'dropout': dropout_key})
-      data_loss = jnp.mean(task.loss(logits, labels))
-      for aux in jax.tree.leaves(updates.get('aux_logits', {})):
-        data_loss += aux_loss_weight * jnp.mean(task.loss(aux, labels))
-      return data_loss + optim.penalty(params, opt_cfg), (logits, updates.get('batch_stats', {}))
+      outputs, updates = model.apply({'params': params, **state.model_state}, task.inputs(batch), train=True,
+                                     mutable=[*state.model_state, *SOWN], rngs={'dropout': dropout_key})
+      data_loss = jnp.mean(task.loss(outputs, batch))
+      extra = {name: aux_loss_weight * jnp.mean(task.loss(aux, batch))
+               for name, aux in _named_leaves(updates.get('aux_outputs', {}), 'loss').items()}
+      sown = _named_leaves(updates.get('losses', {}), 'loss')
+      extra.update({name: jnp.mean(term) for name, term in sown.items()})
+      for term in extra.values():
+        data_loss += term
+      model_state = {k: v for k, v in updates.items() if k not in SOWN}
+      return data_loss + optim.penalty(params, opt_cfg), (outputs, model_state, extra)
 
-    (total_loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (total_loss, (outputs, model_state, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    sums = task.metric_sums(logits, labels, jnp.ones(labels.shape[:1], jnp.float32))
-    metrics = {'loss': sums['loss'] / sums['count'], 'error': sums['errors'] / sums['count'],
-               'total_loss': total_loss, 'lr': schedule(state.step)}
-    metrics.update(diagnostics.norms(grads, state.params, updates, layer_order))
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state)
+    metrics = {'task': task.train_metrics(outputs, batch),
+               'diagnostics': {**extra, 'total_loss': total_loss, 'lr': schedule(state.step),
+                               **diagnostics.norms(grads, state.params, updates, layer_order)}}
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                              model_state=optim.keep_frozen(model_state, state.model_state, opt_cfg))
     return new_state, metrics
 
   return train_step
 
 
 def make_eval_step(model, task, preprocess):
-  """eval_step(state, images, labels, mask) -> metric sums; BatchNorm uses its running averages."""
+  """eval_step(state, batch, mask) -> the task's eval outputs; BatchNorm uses its running averages."""
 
-  def eval_step(state, images, labels, mask):
-    logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats},
-                         preprocess.eval(images), train=False)
-    return task.metric_sums(logits, labels, mask)
+  def eval_step(state, batch, mask):
+    batch = preprocess.eval(batch)
+    outputs = model.apply({'params': state.params, **state.model_state}, task.inputs(batch), train=False)
+    return task.eval_outputs(outputs, batch, mask)
 
   return eval_step
+
+
+def make_predict_step(model, task, preprocess):
+  """predict_step(state, batch) -> the task's per-example predictions, in eval mode."""
+
+  def predict_step(state, batch):
+    batch = preprocess.eval(batch)
+    outputs = model.apply({'params': state.params, **state.model_state}, task.inputs(batch), train=False)
+    return task.predict(outputs, batch)
+
+  return predict_step
 
 
 def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layer_order, mesh, aux_loss_weight=0.0):
@@ -61,3 +91,8 @@ def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layer_order, mesh,
                        donate_argnums=0, out_shardings=(replicated, replicated))
   eval_step = jax.jit(make_eval_step(model, task, preprocess), out_shardings=replicated)
   return train_step, eval_step
+
+
+def jit_predict_step(model, task, preprocess, mesh):
+  """The predict step, jitted with replicated outputs."""
+  return jax.jit(make_predict_step(model, task, preprocess), out_shardings=sharding.replicated(mesh))
