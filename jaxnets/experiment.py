@@ -13,14 +13,16 @@ Re-running the same command resumes: finished runs are read back, unfinished one
 import difflib
 import itertools
 import json
+import math
 import os
 
 import jax
 from absl import logging
 
-from jaxnets import assignments, data, models, optim, plots, tasks
+from jaxnets import assignments, data, plots, tasks
 from jaxnets.train import builder
 from jaxnets.train.loop import DivergedError, train_and_evaluate, validate
+from jaxnets.train.record import strict_json
 from jaxnets.train.writer import read_metrics
 
 
@@ -142,11 +144,11 @@ def run(config, workdir: str) -> list[dict]:
   # The configured columns and every swept field, so no two rows of the table read alike.
   columns = list(dict.fromkeys([c for c in config.experiment.columns.split(',') if c] +
                                [field for field, _ in parse_sweep(config)]))
-  for column in columns:
-    _field(config, column, allow_new=True)
   plot = plots.get(config.experiment.report)
   for name, run_config in runs:
     try:
+      for column in columns:  # A column must be set in the config: a registry default is not shown.
+        _field(run_config, column)
       validate(run_config)
       builder.build(run_config)
     except (KeyError, TypeError, ValueError) as e:
@@ -158,7 +160,7 @@ def run(config, workdir: str) -> list[dict]:
     run_dir = os.path.join(workdir, name) if name else workdir
     logging.info('run %d/%d: %s -> %s', i + 1, len(runs), name or 'single run', run_dir)
     row = {'name': name or os.path.basename(os.path.normpath(workdir))}
-    row.update({_column_key(c, columns): _column(run_config, c) for c in columns})
+    row.update({_column_key(c, columns): _field(run_config, c) for c in columns})
     try:
       row.update(train_and_evaluate(run_config, run_dir))
     except DivergedError as e:  # A diverging net is a result: the comparison goes on without it.
@@ -193,30 +195,19 @@ def _column_key(column: str, columns: list) -> str:
   return column if clash else short
 
 
-def _column(run_config, column: str):
-  """A results column: the run's value of a config field, or its registry default where the config
-  leaves an open group's field unset (e.g. model.depth of a model left at its default depth)."""
-  value = _field(run_config, column, allow_new=True)
-  if value is not None or column.count('.') != 1:
-    return value
-  group, field = column.split('.')
-  if group == 'model':
-    return getattr(models.create(run_config.model.name, **builder.fields(run_config.model)), field, None)
-  if group == 'optimizer':
-    return optim.settings(run_config.optimizer).get(field)
-  return None
-
-
 def write_results(workdir: str, results: list[dict]) -> None:
   """results.json (one object per run) and results.md (the same as a markdown table)."""
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump(results, f, indent=2)
+    json.dump(strict_json(results), f, indent=2, allow_nan=False)
   with open(os.path.join(workdir, 'results.md'), 'w') as f:
     f.write(markdown_table(results))
 
 
 def _cell(value) -> str:
-  """A table cell: floats to 4 significant digits, integers with thousands separators."""
+  """A table cell: floats to 4 significant digits, integers with thousands separators; n/a for a
+  metric that does not exist (NaN, or null once read back: the IoU of a class absent everywhere)."""
+  if value is None or isinstance(value, float) and math.isnan(value):
+    return 'n/a'
   if isinstance(value, float):
     return f'{value:.4g}'
   if isinstance(value, int) and not isinstance(value, bool):

@@ -241,12 +241,15 @@ def _scale_by_group(groups) -> optax.GradientTransformation:
 
 
 def keep_frozen(new, old, cfg):
-  """`new` (e.g. BatchNorm statistics after a step) with the frozen groups' leaves kept as in `old`."""
+  """The model's other variables after a step ({'batch_stats': ...}), with those of frozen groups kept
+  as in `old`. A variable's path within its collection is matched, as a parameter's is: with
+  'backbone/.*=frozen', batch_stats/backbone/... stays put (in training mode a frozen BatchNorm layer
+  still normalizes by the batch's statistics; it only stops updating its running averages)."""
   groups = parse_groups(cfg.param_groups)
   if not any(m == 0 for _, m in groups):
     return new
   return jax.tree_util.tree_map_with_path(
-      lambda p, n, o: o if _multiplier(_path(p), groups) == 0 else n, new, old)
+      lambda p, n, o: o if _multiplier(_path(p[1:]), groups) == 0 else n, new, old)
 
 
 def decay_mask(params):

@@ -34,15 +34,21 @@ class Report:
   headline: object  # The task's Headline: the metric the curves show.
   class_names: tuple = ()  # Names of the task's classes (legends, box labels).
 
-  def predictions(self, row: dict) -> dict:
-    """The run's predictions.npz: a few test examples as stored and the model's predictions."""
-    with np.load(os.path.join(self.run_dirs[row['name']], 'predictions.npz')) as saved:
-      return dict(saved)
+  def predictions(self) -> list[tuple[str, dict]]:
+    """(run name, its predictions.npz) of every run that finished (a diverged one has none): a few test
+    examples, framed as the model sees them, and the model's predictions."""
+    runs = []
+    for row in self.rows:
+      path = os.path.join(self.run_dirs[row['name']], 'predictions.npz')
+      if os.path.exists(path):
+        with np.load(path) as saved:
+          runs.append((row['name'], dict(saved)))
+    return runs
 
 
 def _series(history: list[dict], key: str, scale: float = 1.0):
   """(steps, values * scale) of the records that logged `key`."""
-  points = [(r['step'], r[key]) for r in history if key in r]
+  points = [(r['step'], r[key]) for r in history if r.get(key) is not None]
   return [p[0] for p in points], [scale * p[1] for p in points]
 
 
@@ -177,7 +183,9 @@ def segmentation(report: Report) -> str:
   """Test inputs, true masks and each run's predicted masks side by side; writes segmentation.png
   (plus curves.png and gradients.png)."""
   names = report.class_names
-  runs = [(row['name'], report.predictions(row)) for row in report.rows]
+  runs = report.predictions()
+  if not runs:
+    return curves(report)
   first = runs[0][1]
   count = min(PICTURE_EXAMPLES, len(first['image']))
   columns = ['input', 'true mask'] + [f'{name}\n(predicted)' for name, _ in runs]
@@ -216,7 +224,9 @@ def detection(report: Report) -> str:
   """Test scenes with their true boxes (green) and each run's detections scoring >= DISPLAY_SCORE (red);
   a block of rows per run; writes detection.png (plus curves.png and gradients.png)."""
   names = report.class_names
-  runs = [(row['name'], report.predictions(row)) for row in report.rows]
+  runs = report.predictions()
+  if not runs:
+    return curves(report)
   count = min(2 * PICTURE_COLUMNS, len(runs[0][1]['image']))
   rows_per_run = -(-count // PICTURE_COLUMNS)
   fig, axes = plt.subplots(rows_per_run * len(runs), PICTURE_COLUMNS,

@@ -9,7 +9,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from jaxnets import experiment
-from jaxnets.train.loop import train_and_evaluate
+from jaxnets.train.loop import DivergedError, train_and_evaluate
 from tests.test_train import _assert_same_training, _final_params, _run_tiny, _summary, _train_metrics
 from tests.tiny import mock_data, tiny_dense_config
 
@@ -76,3 +76,16 @@ def test_tfds_variants_train_end_to_end_on_mock_data(tmp_path, config_name, vari
     rows = experiment.run(c, str(tmp_path))
   assert [r['steps'] for r in rows] == [2] * len(rows)
   assert os.path.exists(os.path.join(tmp_path, f'{config_name}.png'))
+
+
+def test_a_diverging_run_leaves_the_picture_report_to_the_others(tmp_path):
+  c = tiny_dense_config('segmentation', steps=2)
+  c.optimizer.schedule.name = 'constant'
+  c.experiment.sweep = 'optimizer.lr=0.001,1e30'
+  c.experiment.report = 'segmentation'
+  workdir = str(tmp_path / 'exp')
+  with mock_data(), pytest.raises(DivergedError, match=r'1 of 2 runs diverged'):
+    experiment.run(c, workdir)
+  rows = json.load(open(os.path.join(workdir, 'results.json')))
+  assert [r.get('status') for r in rows] == [None, 'diverged']
+  assert os.path.getsize(os.path.join(workdir, 'segmentation.png')) > 10_000

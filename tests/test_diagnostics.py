@@ -19,10 +19,10 @@ def test_groups_follow_the_network_and_add_up_to_the_global_norm():
   model = models.create('cifar_resnet', depth=14)
   x = jax.random.normal(jax.random.key(1), (4, 16, 16, 1))
   params, grads = _grads(model, x)
-  order = diagnostics.layer_order(model, x)
-  assert order == ('stem', 'stage1_block0', 'stage1_block1', 'stage2_block0', 'stage2_block1',
-                   'stage3_block0', 'stage3_block1', 'head')
-  norms = jax.jit(lambda g, p: diagnostics.norms(g, p, g, order))(grads, params)
+  layers = diagnostics.layers(model, x)
+  assert layers.order == ('stem', 'stage1_block0', 'stage1_block1', 'stage2_block0', 'stage2_block1',
+                          'stage3_block0', 'stage3_block1', 'head')
+  norms = jax.jit(lambda g, p: diagnostics.norms(g, p, g, layers))(grads, params)
   groups = ['stem', 'stage1', 'stage2', 'stage3', 'head']
   assert set(norms) == {f'grad_norm/{g}' for g in groups + ['global', 'first_layer']} | {
       'param_norm', 'update_norm'}
@@ -39,8 +39,15 @@ def test_mlp_layers_are_their_own_groups():
   model = models.create('mlp', widths=(8, 8, 8))
   x = jnp.ones((2, 4, 4, 1))
   params, grads = _grads(model, x)
-  order = diagnostics.layer_order(model, x)
-  assert order == ('layer0', 'layer1', 'layer2', 'head')
-  norms = diagnostics.norms(grads, params, grads, order)
+  layers = diagnostics.layers(model, x)
+  assert layers.order == ('layer0', 'layer1', 'layer2', 'head')
+  norms = diagnostics.norms(grads, params, grads, layers)
   np.testing.assert_allclose(norms['grad_norm/first_layer'],
                              np.linalg.norm(grads['layer0']['kernel']), rtol=1e-6)
+
+
+def test_first_layer_of_a_detector_is_its_backbones_stem():
+  """The first kernel the model created, even nested and with names that sort after others."""
+  model = models.create('centernet', num_classes=3, backbone_depth=8, backbone_widths=(4, 8, 16))
+  layers = diagnostics.layers(model, jnp.zeros((1, 16, 16, 1)))
+  assert layers.order[0] == 'backbone' and layers.first_kernel == ('backbone', 'stem', 'conv', 'kernel')

@@ -373,10 +373,11 @@ def test_groups_drive_the_weight_decay_and_the_penalty():
 def test_frozen_groups_keep_their_statistics():
   old = {'batch_stats': {'backbone': {'bn': {'mean': np.zeros(2)}}, 'head_bn': {'mean': np.zeros(2)}}}
   new = jax.tree.map(lambda x: x + 1, old)
-  kept = optim.keep_frozen(new, old, _cfg(param_groups='batch_stats/backbone/.*=frozen'))
+  # The same patterns as the parameters': paths within the collection.
+  kept = optim.keep_frozen(new, old, _cfg(param_groups='backbone/.*=frozen'))
   np.testing.assert_array_equal(kept['batch_stats']['backbone']['bn']['mean'], 0.0)
   np.testing.assert_array_equal(kept['batch_stats']['head_bn']['mean'], 1.0)
-  assert optim.keep_frozen(new, old, _cfg(param_groups='batch_stats/.*=0.1')) is new  # Nothing frozen.
+  assert optim.keep_frozen(new, old, _cfg(param_groups='backbone/.*=0.1')) is new  # Nothing frozen.
 
 
 @pytest.mark.parametrize('groups, message', [

@@ -113,7 +113,7 @@ def test_imagenet_output_shapes_and_module_names():
   variables = _variables(model, IMAGENET)
   assert jax.eval_shape(model.apply, variables, jnp.zeros((2, 64, 64, 3))).shape == (2, 5)
   blocks = [f'stage{i + 1}_block{j}' for i in range(4) for j in range(2)]
-  assert diagnostics.layer_order(model, jnp.zeros(IMAGENET)) == ('stem', *blocks, 'head')
+  assert diagnostics.layers(model, jnp.zeros(IMAGENET)).order == ('stem', *blocks, 'head')
   big = models.create('resnet152', version='v1.5')
   assert jax.eval_shape(big.apply, _variables(big, IMAGENET), jnp.zeros((2, 64, 64, 3))).shape == (2, 1000)
 
@@ -306,7 +306,7 @@ def test_highway_mlp_hand_count_and_shape():
   layer = (8 * 16 + 16) + (8 * 8 + 8)  # H produces 2 pieces per unit.
   assert _params(maxout, (1, 28, 28, 1)) == (784 * 16 + 16) + 3 * layer + (8 * 10 + 10)
   x = jnp.ones((4, 28, 28, 1))
-  assert diagnostics.layer_order(mlp, x) == ('stem', 'layer0', 'layer1', 'layer2', 'head')
+  assert diagnostics.layers(mlp, x).order == ('stem', 'layer0', 'layer1', 'layer2', 'head')
   assert mlp.apply(_random_variables(mlp, x), x).shape == (4, 10)
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnets import optim, tasks
+from jaxnets import data, optim, tasks
 from jaxnets.data.preprocess import Preprocess
+from jaxnets.train import diagnostics
 from jaxnets.train.step import make_train_step
 from tests.tiny import tiny_config
 
@@ -78,7 +79,8 @@ def test_sown_auxiliary_heads_and_losses_join_the_objective():
   state = TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state={},
                      opt_state=tx.init(params), rng=jax.random.key_data(jax.random.key(2)))
   identity = Preprocess(np.zeros(1, np.float32), np.ones(1, np.float32))
-  _, metrics = make_train_step(model, task, tx, schedule, cfg, identity, ('aux', 'head'),
+  layers = diagnostics.Layers(('aux', 'head'), ('aux', 'kernel'))
+  _, metrics = make_train_step(model, task, tx, schedule, cfg, identity, layers,
                                aux_loss_weight=0.3)(state, {'image': x, 'label': labels})
   flat = x.reshape(4, -1)
   ce = lambda p: optax.softmax_cross_entropy_with_integer_labels(
@@ -157,6 +159,14 @@ def test_segmentation_loss_is_the_mean_over_labelled_pixels_plus_dice():
   dice = np.mean([2 * np.sum(p[:, k] * truth[:, k]) / (np.sum(p[:, k]) + np.sum(truth[:, k])) for k in range(3)])
   with_dice = tasks.create('segmentation', SCENE_CLASSES, dice_weight=0.5)
   np.testing.assert_allclose(with_dice.loss(logits, {'mask': masks}), [xent + 0.5 * (1 - dice)], rtol=1e-5)
+  # A class in neither the truth nor the argmax prediction does not count in the mean (it would add 0).
+  two = np.array([[[0, 1], [1, 255]]], np.uint8)
+  sharp = _logits_for(np.array([[[0, 1], [1, 0]]]))
+  q = np.exp(sharp - np.log(np.sum(np.exp(sharp), -1, keepdims=True)))[0].reshape(4, 3)[:3]
+  t = np.eye(3)[[0, 1, 1]]
+  dice2 = np.mean([2 * np.sum(q[:, k] * t[:, k]) / (np.sum(q[:, k]) + np.sum(t[:, k])) for k in (0, 1)])
+  xent2 = -np.mean([np.log(q[0, 0]), np.log(q[1, 1]), np.log(q[2, 1])])
+  np.testing.assert_allclose(with_dice.loss(sharp, {'mask': two}), [xent2 + 0.5 * (1 - dice2)], rtol=1e-5)
   with pytest.raises(ValueError, match=r'task\.dice_weight=-1'):
     tasks.create('segmentation', SCENE_CLASSES, dice_weight=-1)
 
@@ -171,3 +181,12 @@ def test_smaller_logits_are_scored_on_the_centre_of_the_mask():
   np.testing.assert_array_equal(sums['confusion'], np.diag([0, 4, 4]))
   with pytest.raises(ValueError, match=r'logits of size 3x4 do not fit masks of size 6x8'):
     task.loss(_logits_for(np.zeros((1, 3, 4), int)), {'mask': masks})
+
+
+def test_predicted_masks_are_in_the_masks_frame():
+  task = tasks.create('segmentation', SCENE_CLASSES)
+  masks = np.zeros((1, 6, 8), np.uint8)
+  predicted = np.asarray(task.predict(_logits_for(np.full((1, 2, 4), 2)), {'mask': masks})['mask'])
+  assert predicted.shape == (1, 6, 8)
+  np.testing.assert_array_equal(predicted[0, 2:4, 2:6], 2)
+  assert (predicted[0, :2] == data.MASK_IGNORE).all() and (predicted[0, :, :2] == data.MASK_IGNORE).all()

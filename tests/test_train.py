@@ -241,6 +241,29 @@ def test_early_stopping_resumes_exactly(tmp_path):
   assert _train_metrics(str(tmp_path / 'resumed')) == _train_metrics(str(tmp_path / 'straight'))
 
 
+def test_early_stopping_resumes_exactly_after_losing_checkpoints_and_the_summary(tmp_path):
+  """A crash after a best network was saved but before the checkpoint of its step, and a crash after
+  an early stop but before the summary: both resumed runs end as the uninterrupted one."""
+  config = _early_stopping_config(early_stopping_patience=3)
+  config.train.checkpoint_every = 2
+  straight_dir, resumed_dir = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+  with mock_data():
+    straight = train_and_evaluate(config, straight_dir)
+    assert 2 < straight['stopped_step'] < 10  # This run stops early (the test below relies on it).
+    assert train_and_evaluate(config, resumed_dir, stop_after=2) is None
+    # Lose checkpoint 2: the best network of step 1 or 2 was saved already, and is redone from step 0.
+    shutil.rmtree(os.path.join(resumed_dir, 'checkpoints', '2'))
+    assert os.listdir(os.path.join(resumed_dir, 'checkpoints_best'))
+    resumed = train_and_evaluate(config, resumed_dir)
+    # Lose the summary after the early stop: the rerun must not train past the stop.
+    os.remove(os.path.join(resumed_dir, 'summary.json'))
+    again = train_and_evaluate(config, resumed_dir)
+  drop_time = lambda s: {k: v for k, v in s.items() if k != 'wall_seconds'}
+  assert drop_time(resumed) == drop_time(straight) == drop_time(again)
+  assert _train_metrics(resumed_dir)[:len(_train_metrics(straight_dir))] == _train_metrics(straight_dir)
+  assert max(r['step'] for r in _train_metrics(resumed_dir)) == straight['stopped_step']
+
+
 def test_early_stopping_needs_a_validation_split(tmp_path):
   c = tiny_config()
   c.train.early_stopping_patience = 2

@@ -56,7 +56,7 @@ def _step_and_batch(name):
   preprocess = Preprocess(np.full(shape[-1], 127.0, np.float32), np.full(shape[-1], 64.0, np.float32))
   task = TASKS.get(name, 'classification')
   step = jax.jit(make_train_step(model, tasks.create(task, tuple('abcdefghij')), tx, schedule, cfg,
-                                 preprocess, diagnostics.layer_order(model, sample), aux_loss_weight=0.3))
+                                 preprocess, diagnostics.layers(model, sample), aux_loss_weight=0.3))
   return step, lambda: init_state(model, tx, 0, sample), {'image': images, **_targets(task, shape)}
 
 

@@ -60,10 +60,11 @@ def get_config(arg: str | None = None):
   c.train.eval_every = 100
   c.train.checkpoint_every = 100
   c.train.keep_checkpoints = 2
-  # Stop after this many evaluations without a lower validation error and keep the best network
-  # (0 = off; needs data.val_split).
+  # Stop after this many evaluations without a better validation score (the task's headline: a lower
+  # error, a higher mIoU or AP) and keep the best network (0 = off; needs data.val_split).
   c.train.early_stopping_patience = 0
-  c.train.aux_loss_weight = 0.3  # Weight of auxiliary classifier losses (GoogLeNet's, Szegedy et al.).
+  # Weight of the task's loss on outputs a model sows as 'aux_outputs' (GoogLeNet's auxiliary classifiers).
+  c.train.aux_loss_weight = 0.3
 
   # Several runs from one config: whitespace-separated 'field=v1,v2' axes, crossed (see jaxnets.experiment).
   c.experiment = ml_collections.ConfigDict()

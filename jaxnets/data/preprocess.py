@@ -57,6 +57,14 @@ class Preprocess:
       batch = AUGMENTATIONS.get(name)(jax.random.fold_in(key, i), batch, self)
     return batch
 
+  def frame(self, batch: dict) -> dict:
+    """The batch as stored (uint8 images), centred in the pad_to frame the model sees: predictions line
+    up with its masks and boxes."""
+    if 'image' not in batch:
+      return batch
+    h, w = input_shape(batch['image'].shape[1:], self.pad_to)[:2]
+    return jax.tree.map(np.asarray, augment.pad_to(batch, h, w))
+
   def eval(self, batch: dict) -> dict:
     """Normalized, and centred in a pad_to x pad_to frame (padding = the mean) if that is set."""
     if 'image' not in batch:

@@ -190,6 +190,9 @@ class ResNet(nn.Module):
     if self.version not in VERSIONS:
       raise ValueError(f'unknown ResNet version {self.version!r}; valid choices: {", ".join(VERSIONS)}')
     block_cls, stage_sizes = IMAGENET_STACKS[self.depth]
+    if len(self.widths) != len(stage_sizes):
+      raise ValueError(f'ImageNet ResNet widths={tuple(self.widths)} must give one width per stage, '
+                       f'{len(stage_sizes)} of them')
     if block_cls is BottleneckBlock:
       block_cls = functools.partial(block_cls, stride_in_1x1=self.version == 'v1')
     if self.stem == 'imagenet':

@@ -8,18 +8,19 @@ A batch is a dict of arrays ({'image', 'label'}, {'image', 'mask'}, {'image', 'b
   - `eval_outputs(outputs, batch, mask)`: jittable; {'sums': {...}} that add up exactly over batches and
     devices, and optionally {'examples': {...}} of per-example arrays for metrics that are no sums (mAP);
   - `accumulator()`: the host-side object that adds up a split's eval outputs and gives its metrics;
-  - `predict(outputs, batch)`: jittable per-example predictions in the target's own form (a class, a
-    mask, boxes), which runs save for a few test examples and reports draw;
+  - `predict(outputs, batch)`: jittable per-example predictions (a class, a mask in the mask's frame,
+    scored boxes with a keep flag), which runs save for a few test examples and reports draw;
   - `headline`: the metric that ranks runs (early stopping, tables, plots), and which way is better.
 Nothing outside a task names a metric.
 
-How the next kinds of model fit without a second loop: a recurrent model keeps its carried state in a
-mutable variable collection, which the train step returns and the TrainState keeps (`model_state`, next
-to BatchNorm's statistics) and checkpoints; a seq2seq model decodes from its own outputs when called
-with train=False, which is what eval and predict steps do; a VAE sows its KL term into 'losses'; a
-transfer-learning run freezes or slows groups with optimizer.param_groups. A GAN's two networks are one
-params dict of two; its alternating D and G updates inside one jitted step will need the step to take a
-task-given update, the one extension the step still lacks.
+How the next kinds of model fit: a seq2seq model decodes from its own outputs when called with
+train=False, which is what the eval and predict steps do; a VAE sows its KL term into 'losses'; a
+transfer-learning run freezes or slows groups with optimizer.param_groups (loading the weights is still
+to come). A recurrent model can keep its carried state in a mutable variable collection, which the train
+step returns and the TrainState keeps and checkpoints (`model_state`, next to BatchNorm's statistics);
+the eval step does not carry it yet, and the state is replicated where a per-example carry wants the
+batch's sharding. A GAN's two networks are one params dict of two; its alternating D and G updates in
+one jitted step need the step to take a task-given update. Those three are the extensions still to make.
 """
 
 import dataclasses

@@ -46,18 +46,25 @@ class Segmentation(Task):
     return loss
 
   def _dice_loss(self, outputs, labels, valid):
-    """1 - soft Dice per example, averaged over the classes present in its truth or prediction."""
+    """1 - soft Dice per example, averaged over the classes present in its truth or (argmax) prediction."""
+    k = outputs.shape[-1]
     probs = jax.nn.softmax(outputs) * valid[..., None]
-    truth = jax.nn.one_hot(labels, outputs.shape[-1]) * valid[..., None]
+    truth = jax.nn.one_hot(labels, k) * valid[..., None]
+    predicted = jax.nn.one_hot(jnp.argmax(outputs, -1), k) * valid[..., None]
     overlap = jnp.sum(probs * truth, axis=(1, 2))
     total = jnp.sum(probs, axis=(1, 2)) + jnp.sum(truth, axis=(1, 2))
-    present = (total > 1e-6).astype(jnp.float32)
+    present = (jnp.sum(truth + predicted, axis=(1, 2)) > 0).astype(jnp.float32)
     dice = jnp.sum(2 * overlap / jnp.maximum(total, 1e-6) * present, -1) / jnp.maximum(jnp.sum(present, -1), 1)
     return 1.0 - dice
 
   def predict(self, outputs, batch):
-    """The most likely class of every pixel."""
-    return {'mask': jnp.argmax(outputs, -1).astype(jnp.uint8)}
+    """The most likely class of every pixel, in the mask's frame (MASK_IGNORE where a model with a
+    smaller output, as U-Net's unpadded one, gives no score)."""
+    predicted = jnp.argmax(outputs, -1).astype(jnp.uint8)
+    (h, w), (full_h, full_w) = predicted.shape[1:], batch['mask'].shape[1:]
+    top, left = (full_h - h) // 2, (full_w - w) // 2
+    return {'mask': jnp.pad(predicted, ((0, 0), (top, full_h - h - top), (left, full_w - w - left)),
+                            constant_values=MASK_IGNORE)}
 
   def metric_sums(self, outputs, batch, mask):
     """Sums over the unmasked examples: loss, count and the confusion matrix of labelled pixels."""
@@ -87,8 +94,9 @@ class Segmentation(Task):
 
   def train_metrics(self, outputs, batch):
     """The batch's loss and pixel accuracy (an IoU of one batch would mislead: see the module docstring)."""
-    metrics = super().train_metrics(outputs, batch)
-    return {'loss': metrics['loss'], 'pixel_accuracy': metrics['pixel_accuracy']}
+    labels, valid = self._labels(outputs, batch)
+    hits = jnp.sum((jnp.argmax(outputs, -1) == labels) * valid)
+    return {'loss': jnp.mean(self.loss(outputs, batch)), 'pixel_accuracy': hits / jnp.maximum(jnp.sum(valid), 1)}
 
 
 def center_crop(masks, size: tuple):

@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxnets import data, models, optim, tasks
 from jaxnets.data.preprocess import Preprocess, parse_augment
-from jaxnets.train import sharding
+from jaxnets.train import diagnostics, sharding
 from jaxnets.train.state import TrainState, init_state
 from jaxnets.train.step import jit_predict_step, jit_steps
 
@@ -33,7 +33,7 @@ class Setup:
   tx: object
   schedule: object
   sample_input: object  # One model input of the shape and dtype the model sees (after preprocessing).
-  layer_order: tuple  # The model's top-level modules, input to output (for the diagnostics).
+  layers: diagnostics.Layers  # The model's top-level modules, input to output, and first kernel.
 
   def preprocess(self, stats: tuple | None = None) -> Preprocess:
     """The device-side preprocessing, normalizing by `stats` (mean, std) or the training split's own."""
@@ -50,7 +50,7 @@ class Setup:
   def jit_steps(self, preprocess: Preprocess, mesh):
     """(train_step, eval_step), jitted for the mesh."""
     return jit_steps(self.model, self.task, self.tx, self.schedule, self.config.optimizer, preprocess,
-                     self.layer_order, mesh, self.config.train.aux_loss_weight)
+                     self.layers, mesh, self.config.train.aux_loss_weight)
 
   def jit_predict_step(self, preprocess: Preprocess, mesh):
     """predict_step(state, batch): the task's predictions, jitted for the mesh."""
@@ -68,6 +68,10 @@ def build(config) -> Setup:
   target = tasks.target(config.task.name)
   spec.num_classes(target)  # An error naming the dataset's targets if it lacks this task's.
   classes = spec.classes[target]
+  for group, field in (('task', 'classes'), ('model', 'num_classes')):
+    if field in config[group]:
+      raise ValueError(f'{group}.{field} comes from the dataset ({len(classes)} classes of {config.data.name!r} '
+                       f'{target!r}); remove it from the config')
   task = tasks.create(config.task.name, classes, **fields(config.task))
   model_fields = fields(config.model)
   if 'num_classes' in models.MODELS.fields(config.model.name):
@@ -80,14 +84,14 @@ def build(config) -> Setup:
   shapes_only = Preprocess.from_config(config.data, unit_stats)
   abstract = task.inputs(jax.eval_shape(shapes_only.eval, sample_batch(spec)))
   sample_input = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
-  order = []
+  found = []
 
   def traced_init():
     state = init_state(model, tx, config.seed, sample_input)
-    order.extend(state.params)  # Creation order, input to output, as diagnostics.layer_order records it.
+    found.append(diagnostics.layers_of(state.params))
     return state
 
   # One abstract trace of the initial state; it also checks what needs the parameters' names
   # (optimizer.param_groups).
   jax.eval_shape(traced_init)
-  return Setup(config, spec, task, model, tx, schedule, sample_input, tuple(order))
+  return Setup(config, spec, task, model, tx, schedule, sample_input, found[0])

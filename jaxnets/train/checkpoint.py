@@ -18,6 +18,12 @@ class Checkpointer:
     """The newest saved step, or None."""
     return self._manager.latest_step()
 
+  def delete_after(self, step: int) -> None:
+    """Drop checkpoints past `step`: after a resume from `step` they belong to a future that is redone."""
+    for later in self._manager.all_steps():
+      if later > step:
+        self._manager.delete(later)
+
   def save(self, step: int, state, meta: dict) -> None:
     """Write `state` and the JSON-able `meta` (e.g. wall seconds so far) as checkpoint `step`."""
     self._manager.save(step, args=ocp.args.Composite(

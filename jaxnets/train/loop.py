@@ -77,7 +77,7 @@ def predict(predict_step, state, split: dict, mesh) -> dict:
 
 
 def _save_predictions(workdir: str, examples: dict, predicted: dict) -> None:
-  """predictions.npz: a few test examples (inputs and targets as stored) and the model's predictions."""
+  """predictions.npz: a few test examples (inputs and targets in the model's frame) and its predictions."""
   path = os.path.join(workdir, PREDICTIONS_FILE)
   with open(path + '.tmp', 'wb') as f:
     np.savez_compressed(f, **examples, **{f'predicted_{k}': v for k, v in predicted.items()})
@@ -149,6 +149,10 @@ def _train(config, workdir, record, stop_after):
       if stopping:
         stopping = EarlyStopping.from_meta(patience, headline, meta['early_stopping'])
       logging.info('resumed from step %d of %s', start, workdir)
+    if stopping:
+      best.delete_after(start)  # A best network saved after the restored step is redone, if still best.
+    # A run that had stopped early (and was interrupted before its summary) trains no further.
+    stopped = bool(stopping and stopping.should_stop)
     writer.truncate_after(start)
     record.add_session(start)
     num_train = data.num_examples(train_split)
@@ -161,7 +165,7 @@ def _train(config, workdir, record, stop_after):
     test_curve = data.take(test_split, config.data.test_curve_examples)
     progress = Progress(writer, total_steps, batch_size, config.optimizer.lr)
     session_start = time.time()
-    end = total_steps if stop_after is None else min(stop_after, total_steps)
+    end = start if stopped else total_steps if stop_after is None else min(stop_after, total_steps)
     done = start
     for step in range(start, end):
       idx = batching.train_indices(num_train, batch_size, config.seed, step)[part]
@@ -169,7 +173,7 @@ def _train(config, workdir, record, stop_after):
       progress.add(metrics)
       done = step + 1
       if step == 0:
-        writer.write(0, _layer_gradients(metrics, setup.layer_order))
+        writer.write(0, _layer_gradients(metrics, setup.layers.order))
       if done % config.train.log_every == 0 or done == total_steps:
         progress.log(done)
       stop_early = False
@@ -195,7 +199,7 @@ def _train(config, workdir, record, stop_after):
                      'evaluations', done, headline.name, stopping.best_value, stopping.best_step, patience)
         break
     else:
-      if end < total_steps:
+      if end < total_steps and not stopped:
         return None
 
     extra = {}
@@ -211,7 +215,7 @@ def _train(config, workdir, record, stop_after):
     examples = data.take(test_split, PREDICTION_EXAMPLES)
     predicted = predict(setup.jit_predict_step(preprocess, mesh), state, examples, mesh)
     if jax.process_index() == 0:
-      _save_predictions(workdir, examples, predicted)
+      _save_predictions(workdir, preprocess.frame(examples), predicted)
     writer.write(done, _prefixed('final/test_', test) | _prefixed('final/train_', train))
   wall = wall_before + time.time() - session_start
   summary = {'params': num_params, 'steps': done,

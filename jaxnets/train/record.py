@@ -1,6 +1,7 @@
 """What a run directory records about itself: resolved config, library versions, status, final summary."""
 
 import json
+import math
 import os
 import platform
 import sys
@@ -26,11 +27,21 @@ def versions() -> dict:
           'xla_flags': os.environ.get('XLA_FLAGS', ''), 'packages': found}
 
 
+def strict_json(value):
+  """`value` with every NaN or infinite float as None (JSON's null): e.g. the IoU of a class absent from
+  both truth and predictions, which bare NaN would make unreadable to strict JSON readers."""
+  if isinstance(value, dict):
+    return {k: strict_json(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [strict_json(v) for v in value]
+  return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _write_json(path: str, value) -> None:
-  """Write `value` as JSON atomically."""
+  """Write `value` as strict JSON atomically."""
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
-    json.dump(value, f, indent=2, sort_keys=True)
+    json.dump(strict_json(value), f, indent=2, sort_keys=True, allow_nan=False)
   os.replace(tmp, path)  # Atomic: a crash never leaves half a file.
 
 

@@ -18,16 +18,17 @@ from jaxnets.train import diagnostics, sharding
 from jaxnets.train.state import SOWN
 
 
-def _named_leaves(tree, prefix: str) -> dict:
-  """{'<prefix>/<path>': leaf} for a sown collection (sow stores tuples: the index is dropped)."""
+def _named_terms(tree, term) -> dict:
+  """{'loss/<path>': sum of term(leaf)} over a sown collection; sow keeps a tuple of every value sown
+  under a name (a shared module, a penalty per time step), and all of them count."""
   out = {}
   for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-    keys = [str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey)]
-    out['/'.join([prefix] + keys)] = leaf
+    name = '/'.join(['loss'] + [str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey)])
+    out[name] = out.get(name, 0.0) + term(leaf)
   return out
 
 
-def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order, aux_loss_weight=0.0):
+def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layers, aux_loss_weight=0.0):
   """train_step(state, batch) -> (state, metrics): this batch's scalars, {'task': the task's training
   metrics, 'diagnostics': extra loss terms, total loss, learning rate, gradient/parameter/update norms}."""
 
@@ -39,10 +40,9 @@ def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order,
       outputs, updates = model.apply({'params': params, **state.model_state}, task.inputs(batch), train=True,
                                      mutable=[*state.model_state, *SOWN], rngs={'dropout': dropout_key})
       data_loss = jnp.mean(task.loss(outputs, batch))
-      extra = {name: aux_loss_weight * jnp.mean(task.loss(aux, batch))
-               for name, aux in _named_leaves(updates.get('aux_outputs', {}), 'loss').items()}
-      sown = _named_leaves(updates.get('losses', {}), 'loss')
-      extra.update({name: jnp.mean(term) for name, term in sown.items()})
+      extra = _named_terms(updates.get('aux_outputs', {}),
+                           lambda aux: aux_loss_weight * jnp.mean(task.loss(aux, batch)))
+      extra.update(_named_terms(updates.get('losses', {}), jnp.mean))
       for term in extra.values():
         data_loss += term
       model_state = {k: v for k, v in updates.items() if k not in SOWN}
@@ -53,7 +53,7 @@ def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order,
     params = optax.apply_updates(state.params, updates)
     metrics = {'task': task.train_metrics(outputs, batch),
                'diagnostics': {**extra, 'total_loss': total_loss, 'lr': schedule(state.step),
-                               **diagnostics.norms(grads, state.params, updates, layer_order)}}
+                               **diagnostics.norms(grads, state.params, updates, layers)}}
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               model_state=optim.keep_frozen(model_state, state.model_state, opt_cfg))
     return new_state, metrics
@@ -83,10 +83,10 @@ def make_predict_step(model, task, preprocess):
   return predict_step
 
 
-def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layer_order, mesh, aux_loss_weight=0.0):
+def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layers, mesh, aux_loss_weight=0.0):
   """(train_step, eval_step) as the loop runs them: jitted, state donated, outputs replicated."""
   replicated = sharding.replicated(mesh)
-  train_step = jax.jit(make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layer_order,
+  train_step = jax.jit(make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layers,
                                        aux_loss_weight),
                        donate_argnums=0, out_shardings=(replicated, replicated))
   eval_step = jax.jit(make_eval_step(model, task, preprocess), out_shardings=replicated)

@@ -5,6 +5,8 @@ import os
 
 import jax
 
+from jaxnets.train.record import strict_json
+
 
 class MetricWriter:
   """Writes {name: scalar} per step to `workdir/metrics.jsonl` and TensorBoard events in `workdir/tb`."""
@@ -19,11 +21,12 @@ class MetricWriter:
       self._tb = tf.summary.create_file_writer(os.path.join(workdir, 'tb'))
 
   def truncate_after(self, step: int) -> None:
-    """Drop log lines past `step`: a resumed run rewrites them, so the log reads as one uninterrupted run."""
+    """Drop the log lines a run resumed at `step` writes again (past `step`; everything when it starts
+    over from step 0, whose first step logs the initial gradients), so the log reads as one run."""
     if not (self._active and os.path.exists(self.path)):
       return
     with open(self.path) as f:
-      kept = [line for line in f if json.loads(line)['step'] <= step]
+      kept = [line for line in f if step and json.loads(line)['step'] <= step]
     with open(self.path, 'w') as f:
       f.writelines(kept)
 
@@ -33,7 +36,7 @@ class MetricWriter:
       return
     record = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
     with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+      f.write(json.dumps(strict_json(record), allow_nan=False) + '\n')
     with self._tb.as_default():
       for name, value in record.items():
         if name != 'step':
