@@ -3,18 +3,23 @@
   python -m experiments.main --config=configs/resnet_degradation.py [--workdir=DIR] [--config.F=V ...]
 
 A variant is chosen as --config=configs/FILE.py:ARG. The workdir defaults to a new directory under
-runs/; running the same command with the same --workdir resumes it.
+runs/; running the same command with the same --workdir resumes it. Exit codes: 0 done; 2 a bad
+command line or config (one line naming it); 75 stopped by SIGTERM or SIGINT with a checkpoint (rerun
+to resume); 73 the workdir is in use by another process.
 """
 
 import logging as std_logging
 import os
 import sys
 import time
+from typing import NoReturn
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow serves only TFDS here.
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from jaxnets import xla_env  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -31,18 +36,32 @@ flags.mark_flags_as_required(['config'])
 
 
 def resolve_config_argv(argv: list[str]) -> list[str]:
-  """Let --config=configs/x.py (or --config configs/x.py) name experiments/configs/x.py from the repo root."""
+  """Let --config=configs/x.py (or --config configs/x.py) name experiments/configs/x.py from the repo root.
+
+  A file found in neither place is a FileNotFoundError naming both paths and the configs there are,
+  raised before JAX or TensorFlow is imported (ml_collections would fail seconds later with a traceback).
+  """
   out = []
   for i, arg in enumerate(argv):
     separate = i > 0 and argv[i - 1] == '--config'
     if separate or arg.startswith('--config='):
       path, sep, variant = (arg if separate else arg[len('--config='):]).partition(':')
       local = os.path.join(_HERE, path)
-      if not os.path.exists(path) and os.path.exists(local):
+      if not os.path.isfile(path):
+        if not os.path.isfile(local):
+          raise FileNotFoundError(_missing_config(path, local))
         path = local
       arg = f'{path}{sep}{variant}' if separate else f'--config={path}{sep}{variant}'
     out.append(arg)
   return out
+
+
+def _missing_config(path: str, local: str) -> str:
+  """One line: the config `path` is neither as given nor at `local`; the configs that do exist."""
+  directory = os.path.join(_HERE, 'configs')
+  names = sorted(f for f in os.listdir(directory) if f.endswith('.py') and f != '__init__.py')
+  return (f'--config: no file {path!r} (tried {os.path.abspath(path)} and {local}); the configs in '
+          f'{directory}: {", ".join("configs/" + name for name in names)}')
 
 
 def default_workdir(config_arg: str) -> str:
@@ -59,6 +78,12 @@ def quiet_libraries() -> None:
       lambda r: r.levelno >= std_logging.WARNING or not any(n in r.pathname for n in noisy))
 
 
+def fail(message: str, code: int = 2) -> NoReturn:
+  """Stop with one line on stderr naming what is wrong (absl's UsageError would print the whole help)."""
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(code)
+
+
 def main(argv):
   """Set up devices (and hosts), then run the experiment of --config in --workdir."""
   del argv
@@ -71,22 +96,32 @@ def main(argv):
                                flags.FLAGS.process_id)
   from experiments.configs import default  # noqa: PLC0415
   from jaxnets import experiment  # noqa: PLC0415
+  from jaxnets.train import lock, preemption  # noqa: PLC0415
   try:
     experiment.check_fields(flags.FLAGS.config, default.get_config())
   except ValueError as e:
-    raise app.UsageError(str(e)) from e
+    fail(str(e))
   config_arg = config_flags.get_config_filename(flags.FLAGS['config'])
   if jax.process_count() > 1 and not flags.FLAGS.workdir:
-    raise app.UsageError('a multi-process run needs --workdir: every process must write to the same one')
+    fail('a multi-process run needs --workdir: every process must write to the same one')
   workdir = flags.FLAGS.workdir or default_workdir(config_arg)
   logging.info('workdir: %s', os.path.abspath(workdir))
   try:
     experiment.run(flags.FLAGS.config, workdir)
   except experiment.ConfigError as e:
-    raise app.UsageError(str(e)) from e
+    fail(str(e))
+  except lock.WorkdirBusyError as e:
+    fail(str(e), lock.EXIT_CODE)
+  except preemption.PreemptedError as e:
+    logging.warning('%s', e)
+    sys.exit(preemption.EXIT_CODE)
   logging.info('results in %s', os.path.abspath(workdir))
 
 
 if __name__ == '__main__':
-  sys.argv = resolve_config_argv(sys.argv)
+  xla_env.configure_host_devices()  # Before main() imports JAX.
+  try:
+    sys.argv = resolve_config_argv(sys.argv)
+  except FileNotFoundError as e:
+    fail(str(e))
   app.run(main)

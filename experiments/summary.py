@@ -9,8 +9,9 @@ The model is traced abstractly (no arrays are allocated), so the largest nets ta
 from absl import app, flags
 
 flags.DEFINE_string('model', None, 'Registered model name (jaxnets.models.names()).')
-flags.DEFINE_string('input_shape', '224,224,3', 'One input without the batch axis, e.g. 32,32,3.')
-flags.DEFINE_integer('num_classes', 1000, 'Number of output classes.')
+flags.DEFINE_string('input_shape', '224,224,3', 'One input without the batch axis: H,W,C for an image '
+                    '(e.g. 32,32,3) or N for a vector (e.g. 784).')
+flags.DEFINE_integer('num_classes', 1000, 'Number of output classes (at least 1).', lower_bound=1)
 flags.DEFINE_string('model_args', '', "The model's fields as 'field=value field=value', as in a config's "
                     "model group, e.g. 'version=v1.5' or 'branch_kernel=3 aux_logits=True'.")
 flags.mark_flags_as_required(['model'])

@@ -11,7 +11,6 @@ Re-running the same command resumes: finished runs are read back, unfinished one
 """
 
 import difflib
-import itertools
 import json
 import math
 import os
@@ -19,10 +18,11 @@ import os
 import jax
 from absl import logging
 
-from jaxnets import assignments, data, plots, tasks
+from jaxnets import assignments, data, plots, sweeps, tasks
 from jaxnets.train import builder
 from jaxnets.train.loop import DivergedError, train_and_evaluate, validate
-from jaxnets.train.record import strict_json
+from jaxnets.train.lock import workdir_lock
+from jaxnets.train.record import claim_config, strict_json
 from jaxnets.train.writer import read_metrics
 
 
@@ -112,39 +112,40 @@ def _set(config, field: str, value) -> None:
       group[leaf] = value
 
 
+def apply(config, overrides: dict):
+  """A copy of `config` with each dotted field of `overrides` set, and no sweep or variants of its own."""
+  run = config.copy_and_resolve_references()
+  with run.unlocked():
+    run.experiment.sweep = run.experiment.variants = ''
+  for field, value in overrides.items():
+    _field(run, field, allow_new=True)
+    _set(run, field, value)
+  return run
+
+
+def trials(config) -> list[sweeps.Trial]:
+  """The runs that config.experiment.variants and .sweep declare: the variants crossed with the product
+  of the sweep axes, expanded by jaxnets.sweeps as a config file's get_sweep is."""
+  variants = [sweeps.variant(name, dict(settings)) for name, settings in parse_variants(config)]
+  axes = [sweeps.sweep(field, values) for field, values in parse_sweep(config)]
+  return sweeps.product(([sweeps.chain(variants)] if variants else []) + axes)
+
+
 def expand(config) -> list[tuple[str, object]]:
   """(run name, run config) for every variant x sweep point; [('', config)] when there are neither."""
-  variants = parse_variants(config) or [('', [])]
-  axes = parse_sweep(config)
-  if not axes and variants == [('', [])]:
+  declared = trials(config)
+  if declared == [sweeps.Trial()]:
     return [('', config)]
-  runs = []
-  for (variant, settings), values in itertools.product(
-      variants, itertools.product(*(vals for _, vals in axes))):
-    run = config.copy_and_resolve_references()
-    with run.unlocked():
-      run.experiment.sweep = run.experiment.variants = ''
-    for field, value in settings:
-      _set(run, field, value)
-    parts = [variant] if variant else []
-    for (field, _), value in zip(axes, values):
-      _set(run, field, value)
-      parts.append(f'{field.rpartition(".")[2]}={value}')
-    runs.append(('-'.join(parts), run))
-  return runs
+  return [(name, apply(config, trial.overrides)) for name, trial in zip(sweeps.names(declared), declared)]
 
 
-def run(config, workdir: str) -> list[dict]:
-  """Run every run of the experiment and write results.json, results.md and the report plot.
-
-  Every run's config is built (all names resolved, every field checked, the model traced) before the
-  first one trains, so a bad value anywhere in a sweep fails at once.
-  """
+def check(config) -> tuple[list, list[str]]:
+  """(runs, table columns) of the experiment, every run's config built (all names resolved, every field
+  checked, the model traced) so that a bad value anywhere in a sweep fails before anything trains."""
   runs = expand(config)
   # The configured columns and every swept field, so no two rows of the table read alike.
   columns = list(dict.fromkeys([c for c in config.experiment.columns.split(',') if c] +
                                [field for field, _ in parse_sweep(config)]))
-  plot = plots.get(config.experiment.report)
   for name, run_config in runs:
     try:
       for column in columns:  # A column must be set in the config: a registry default is not shown.
@@ -154,13 +155,35 @@ def run(config, workdir: str) -> list[dict]:
     except (KeyError, TypeError, ValueError) as e:
       message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
       raise ConfigError(f'run {name!r}: {message}' if name else message) from e
+  return runs, columns
+
+
+def run(config, workdir: str) -> list[dict]:
+  """Run every run of the experiment and write results.json, results.md and the report plot.
+
+  Every run is checked first (see `check`). The workdir is locked against a second process and bound
+  to this experiment's config (experiment.json).
+  """
+  runs, columns = check(config)
+  plot = plots.get(config.experiment.report)
+  with workdir_lock(workdir):
+    try:
+      claim_config(workdir, config, 'experiment.json')
+    except ValueError as e:
+      raise ConfigError(str(e)) from e
+    return _run_all(config, workdir, runs, columns, plot)
+
+
+def _run_all(config, workdir: str, runs: list, columns: list, plot) -> list[dict]:
+  """Train (or read back) every run in turn, writing the results table after each, then the plot."""
   headline = tasks.headline(config.task.name)
+  short = sweeps.short_names(columns)
   results, failures = [], []
   for i, (name, run_config) in enumerate(runs):
     run_dir = os.path.join(workdir, name) if name else workdir
     logging.info('run %d/%d: %s -> %s', i + 1, len(runs), name or 'single run', run_dir)
     row = {'name': name or os.path.basename(os.path.normpath(workdir))}
-    row.update({_column_key(c, columns): _field(run_config, c) for c in columns})
+    row.update({short[c]: _field(run_config, c) for c in columns})
     try:
       row.update(train_and_evaluate(run_config, run_dir))
     except DivergedError as e:  # A diverging net is a result: the comparison goes on without it.
@@ -185,14 +208,6 @@ def run(config, workdir: str) -> list[dict]:
     raise DivergedError(f'{len(failures)} of {len(runs)} runs diverged (each kept its last finite '
                         f'checkpoint and its logs): ' + '; '.join(failures))
   return results
-
-
-def _column_key(column: str, columns: list) -> str:
-  """A column's name in the table: the field's last part ('lr'), or the whole path where that would be
-  ambiguous ('model.name' would overwrite the run's name; two groups' 'dropout' each other's)."""
-  short = column.rpartition('.')[2]
-  clash = short == 'name' or sum(c.rpartition('.')[2] == short for c in columns) > 1
-  return column if clash else short
 
 
 def write_results(workdir: str, results: list[dict]) -> None:

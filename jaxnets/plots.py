@@ -46,7 +46,7 @@ class Report:
     return runs
 
 
-def _series(history: list[dict], key: str, scale: float = 1.0):
+def series(history: list[dict], key: str, scale: float = 1.0):
   """(steps, values * scale) of the records that logged `key`."""
   points = [(r['step'], r[key]) for r in history if r.get(key) is not None]
   return [p[0] for p in points], [scale * p[1] for p in points]
@@ -58,10 +58,10 @@ def _draw_runs(ax, report: Report, rows: list[dict], label) -> None:
   for i, row in enumerate(rows):
     history = report.histories[row['name']]
     color = f'C{i}'
-    steps, train = _series(history, f'train/{name}', 100)
+    steps, train = series(history, f'train/{name}', 100)
     ax.plot(steps, train, '--', color=color, linewidth=1)
-    steps, test = _series(history, f'test/{name}', 100)
-    final = _series(history, f'final/test_{name}', 100)
+    steps, test = series(history, f'test/{name}', 100)
+    final = series(history, f'final/test_{name}', 100)
     ax.plot(steps + final[0], test + final[1], '-', color=color, linewidth=2, label=label(row))
   ax.set_xlabel('iterations')
   ax.set_ylabel(f'{name} (%)')
@@ -80,21 +80,21 @@ def gradients(report: Report, label) -> str:
   """The first layer's weight-gradient norm against iterations (log scale); writes gradients.png."""
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for i, row in enumerate(report.rows):
-    steps, norms = _series(report.histories[row['name']], 'train/grad_norm/first_layer')
+    steps, norms = series(report.histories[row['name']], 'train/grad_norm/first_layer')
     ax.semilogy(steps, norms, color=f'C{i}', label=label(row))
   ax.set_xlabel('iterations')
   ax.set_ylabel('gradient norm at the first layer')
   ax.set_title('gradient reaching the first layer (mean over each log interval)')
   ax.grid(alpha=0.3, which='both')
   ax.legend()
-  return _save(fig, report.workdir, 'gradients.png')
+  return save_figure(fig, report.workdir, 'gradients.png')
 
 
 def curves(report: Report) -> str:
   """Training loss (log scale) and headline curves of all runs; writes curves.png and gradients.png."""
   fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(13, 5))
   for i, row in enumerate(report.rows):
-    loss_ax.semilogy(*_series(report.histories[row['name']], 'train/loss'), color=f'C{i}', label=row['name'])
+    loss_ax.semilogy(*series(report.histories[row['name']], 'train/loss'), color=f'C{i}', label=row['name'])
   loss_ax.set_xlabel('iterations')
   loss_ax.set_ylabel('training loss (mean over each log interval)')
   loss_ax.grid(alpha=0.3, which='both')
@@ -102,7 +102,7 @@ def curves(report: Report) -> str:
   _draw_runs(metric_ax, report, report.rows, lambda row: row['name'])
   metric_ax.set_title(_curve_title(report))
   gradients(report, lambda row: row['name'])
-  return _save(fig, report.workdir, 'curves.png')
+  return save_figure(fig, report.workdir, 'curves.png')
 
 
 def _layer_norms(history: list[dict]) -> tuple[list, list, list]:
@@ -134,7 +134,7 @@ def layer_gradients(report: Report) -> str:
   axes[0].set_ylabel('||dL/dW|| of the layer')
   axes[0].legend(fontsize=8)
   curves(report)
-  return _save(fig, report.workdir, 'layer_gradients.png')
+  return save_figure(fig, report.workdir, 'layer_gradients.png')
 
 
 def degradation(report: Report) -> str:
@@ -151,7 +151,7 @@ def degradation(report: Report) -> str:
     _draw_runs(ax, report, group, lambda row, kind=kind: f'{kind}-{row["depth"]}')
     ax.set_title(f'{kind} networks ({_curve_title(report)})')
   gradients(report, lambda row: f'{"ResNet" if row["residual"] else "plain"}-{row["depth"]}')
-  return _save(fig, report.workdir, 'degradation.png')
+  return save_figure(fig, report.workdir, 'degradation.png')
 
 
 PICTURE_EXAMPLES = 6  # Test examples a picture report shows per run.
@@ -202,7 +202,7 @@ def segmentation(report: Report) -> str:
   fig.tight_layout(rect=(0, 0.07, 1, 1))
   fig.legend(handles=handles, loc='lower center', ncol=min(6, len(names)), fontsize=8)
   curves(report)
-  return _save(fig, report.workdir, 'segmentation.png', tight=False)
+  return save_figure(fig, report.workdir, 'segmentation.png', tight=False)
 
 
 def _draw_boxes(ax, boxes, classes, names, color, scores=None) -> None:
@@ -246,10 +246,11 @@ def detection(report: Report) -> str:
     axes[r * rows_per_run, 0].set_ylabel(name, fontsize=10)
   fig.suptitle(f'green: true boxes, red: detections scoring >= {DISPLAY_SCORE} (class, score)', fontsize=11)
   curves(report)
-  return _save(fig, report.workdir, 'detection.png')
+  return save_figure(fig, report.workdir, 'detection.png')
 
 
-def _save(fig, workdir: str, name: str, tight: bool = True) -> str:
+def save_figure(fig, workdir: str, name: str, tight: bool = True) -> str:
+  """Write `fig` as workdir/name (PNG) and close it; the path."""
   path = os.path.join(workdir, name)
   if tight:
     fig.tight_layout()

@@ -40,7 +40,14 @@ class Summary:
 
 
 def parse_shape(text: str) -> tuple:
-  """'224,224,3' -> (224, 224, 3); anything but positive integers is an error naming the value."""
+  """'224,224,3' -> (224, 224, 3): one input as H,W,C (an image) or N (a vector); errors name the value.
+
+  Two numbers (224,224) are refused, not read as H,W: the zoo's layers take their input channels from
+  the data when Flax initializes them (ResNet-20 is the same code on 1-channel Fashion-MNIST and
+  3-channel CIFAR-10), so no model declares the channels it expects, and filling in a guess would print
+  another first layer's parameters and mult-adds without a word. Taken as given, a convolution read
+  224,224 as one row of 224 pixels of 224 channels and printed that net's totals.
+  """
   try:
     shape = tuple(int(part) for part in text.split(','))
   except ValueError:
@@ -48,6 +55,9 @@ def parse_shape(text: str) -> tuple:
   if not shape or min(shape) < 1:
     raise ValueError(f'input shape {text!r} is not a comma-separated list of positive integers '
                      f'(e.g. 224,224,3)')
+  if len(shape) not in (1, 3):
+    raise ValueError(f'input shape {text!r} has {len(shape)} numbers; give H,W,C for an image (e.g. '
+                     f'224,224,3 for RGB, 28,28,1 for grayscale) or N for a vector (e.g. 784)')
   return shape
 
 

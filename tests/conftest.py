@@ -1,8 +1,13 @@
-"""Shared test set-up: quiet TensorFlow, and no data cached across tests that swap it (mock_data)."""
+"""Shared test set-up: quiet TensorFlow, threads for forced host devices (before JAX starts), and no data
+cached across tests that swap it (mock_data)."""
 
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from jaxnets import xla_env  # noqa: E402
+
+xla_env.configure_host_devices()
 
 import pytest  # noqa: E402
 

@@ -1,8 +1,11 @@
 """Tests of jaxnets.data: offline Fashion-MNIST, TFDS loading, fast offline failure, batching, augmentation."""
 
 import dataclasses
+import functools
 import gzip
 import os
+import re
+import shutil
 import struct
 import time
 
@@ -69,6 +72,41 @@ def test_fashion_mnist_is_a_normal_tfds_dataset_prepared_once(fashion_mnist):
   before = os.stat(info_file).st_mtime_ns
   assert len(data.load('fashion_mnist', 'test[:10]', data_dir)['label']) == 10
   assert os.stat(info_file).st_mtime_ns == before
+
+
+def _idx_copy_with_truncated(tmp_path, name):
+  """Debian's four IDX .gz files copied to tmp_path/idx, the file `name` cut to half its bytes."""
+  if not os.path.isdir(IDX_DIR):
+    pytest.skip(f'Debian package dataset-fashion-mnist is not installed ({IDX_DIR})')
+  idx_dir = shutil.copytree(IDX_DIR, tmp_path / 'idx')
+  bad = idx_dir / name
+  bad.write_bytes(bad.read_bytes()[:bad.stat().st_size // 2])
+  return str(idx_dir), str(bad)
+
+
+def test_a_truncated_idx_file_is_one_line_naming_it_and_the_repair(tmp_path, monkeypatch):
+  # The last file read: the three before it decompress, then the error; nothing is left in data_dir.
+  idx_dir, bad = _idx_copy_with_truncated(tmp_path, 't10k-labels-idx1-ubyte.gz')
+  data_dir = tmp_path / 'data'
+  with pytest.raises(offline.DamagedFileError) as error:
+    offline.prepare_fashion_mnist(str(data_dir), idx_dir)
+  message = str(error.value)
+  assert message.startswith(f'{bad} is damaged (') and '\n' not in message
+  assert 'delete or replace this copy' in message and IDX_DIR in message
+  assert os.listdir(data_dir) == []
+  # The same file where Debian's package puts it: the repair is reinstalling the package.
+  monkeypatch.setattr(offline, 'FASHION_MNIST_IDX_DIR', idx_dir)
+  with pytest.raises(offline.DamagedFileError, match=f'^{re.escape(bad)} is damaged .*; reinstall Debian.s '
+                     'package: apt-get install --reinstall dataset-fashion-mnist$'):
+    offline.prepare_fashion_mnist(str(data_dir), idx_dir)
+
+
+def test_loading_from_a_truncated_idx_file_names_it(tmp_path, monkeypatch):
+  idx_dir, bad = _idx_copy_with_truncated(tmp_path, 'train-images-idx3-ubyte.gz')
+  monkeypatch.setitem(offline.LOCAL_SOURCES, 'fashion_mnist',
+                      functools.partial(offline.prepare_fashion_mnist, idx_dir=idx_dir))
+  with pytest.raises(offline.DamagedFileError, match=f'^{re.escape(bad)} is damaged'):
+    data.load('fashion_mnist', 'train', str(tmp_path / 'data'))
 
 
 def test_load_under_mock_data(tmp_path):

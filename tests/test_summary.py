@@ -88,8 +88,13 @@ def test_resnet_paper_flops(name):
 
 def test_parse_shape_names_the_bad_value():
   assert summary.parse_shape('224,224,3') == (224, 224, 3)
+  assert summary.parse_shape('784') == (784,)
   for bad in ('224,x,3', '32,0,3', ''):
     with pytest.raises(ValueError, match=f'input shape {bad!r} is not'):
+      summary.parse_shape(bad)
+  # Neither an image (H,W,C) nor a vector: no model declares its input channels, so none are guessed.
+  for bad in ('224,224', '1,224,224,3'):
+    with pytest.raises(ValueError, match=f'input shape {bad!r} has {bad.count(",") + 1} numbers; give H,W,C'):
       summary.parse_shape(bad)
 
 
@@ -132,3 +137,32 @@ def test_command_line_names_a_bad_model_field():
   assert done.returncode != 0 and "bad assignment 'depth' in --model_args" in done.stderr
   done = _cli('--model=resnet18', '--model_args=widht=3')
   assert done.returncode != 0 and "model 'resnet18'" in done.stderr and 'widht' in done.stderr
+
+
+def _one_error_line(stderr, text):
+  """The single stderr line that contains `text` (and no traceback above it)."""
+  assert 'Traceback' not in stderr, stderr[-3000:]
+  lines = [line for line in stderr.splitlines() if text in line]
+  assert len(lines) == 1, stderr[-3000:]
+  return lines[0]
+
+
+def test_command_line_refuses_a_shape_without_channels():
+  done = _cli('--model=resnet18', '--input_shape=224,224')
+  assert done.returncode != 0 and 'total params' not in done.stdout
+  line = _one_error_line(done.stderr, "input shape '224,224'")
+  assert 'H,W,C' in line and '224,224,3' in line
+
+
+def test_command_line_refuses_fewer_than_one_class():
+  done = _cli('--model=resnet18', '--num_classes=0')
+  assert done.returncode != 0 and 'total params' not in done.stdout
+  assert 'positive' in _one_error_line(done.stderr, '--num_classes=0')
+
+
+def test_command_line_on_a_vector_input():
+  done = _cli('--model=mlp', '--input_shape=784', '--num_classes=10', '--model_args=widths=(300,100)')
+  assert done.returncode == 0, done.stderr
+  params = (784 * 300 + 300) + (300 * 100 + 100) + (100 * 10 + 10)
+  mult_adds = 784 * 300 + 300 * 100 + 100 * 10
+  assert done.stdout.splitlines()[-1] == f'total params: {params}  mult-adds: {mult_adds}'

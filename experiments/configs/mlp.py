@@ -18,3 +18,10 @@ def get_config(arg: str | None = None):
   c.optimizer.schedule.name = 'cosine'
   default.train_for(c, steps=3000, log_every=50, eval_every=500)
   return c
+
+
+def get_sweep(h):
+  """The launch.sweep study: learning rate x batch size, two seeds each (18 trials)."""
+  return h.product([h.sweep('config.optimizer.lr', [0.005, 0.02, 0.08]),
+                    h.sweep('config.data.batch_size', [32, 64, 128]),
+                    h.seeds([0, 1])])

@@ -12,12 +12,17 @@ import gzip
 import os
 import shutil
 import tempfile
+import zlib
 
 import tensorflow_datasets as tfds
 
 FASHION_MNIST_IDX_DIR = '/usr/share/datasets/fashion-mnist'
 _IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
               't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+
+
+class DamagedFileError(RuntimeError):
+  """A local source file cannot be read to its end; the message names the file and how to replace it."""
 
 
 class _LocalFiles:
@@ -59,12 +64,28 @@ def prepare_fashion_mnist(data_dir: str, idx_dir: str = FASHION_MNIST_IDX_DIR) -
     for name, source in zip(_IDX_FILES, sources):
       # The builder reads raw IDX bytes, as TFDS's download manager leaves them after extraction.
       paths[name + '.gz'] = os.path.join(tmp, name)
-      with gzip.open(source, 'rb') as src, open(paths[name + '.gz'], 'wb') as dst:
-        shutil.copyfileobj(src, dst)
+      _decompress(source, paths[name + '.gz'])
     builder = _FashionMnistFromIdx(paths=paths, data_dir=data_dir)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   return True
+
+
+def _decompress(source: str, destination: str) -> None:
+  """Writes the bytes the .gz file `source` holds; a truncated or corrupt file is a DamagedFileError."""
+  try:
+    with gzip.open(source, 'rb') as src, open(destination, 'wb') as dst:
+      shutil.copyfileobj(src, dst)
+  except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+    raise DamagedFileError(f'{source} is damaged ({e}); {_repair(source)}') from e
+
+
+def _repair(path: str) -> str:
+  """How to get a good copy of the IDX file at `path`: Debian's package for its files, else delete it."""
+  if os.path.dirname(os.path.realpath(path)) == os.path.realpath(FASHION_MNIST_IDX_DIR):
+    return "reinstall Debian's package: apt-get install --reinstall dataset-fashion-mnist"
+  return (f"delete or replace this copy (Debian's dataset-fashion-mnist installs good ones in "
+          f'{FASHION_MNIST_IDX_DIR})')
 
 
 # TFDS name -> function(data_dir) preparing it from local files, returning False when it cannot.

@@ -20,16 +20,19 @@ from absl import logging
 
 from jaxnets import data
 from jaxnets.data import batching
-from jaxnets.train import diagnostics, sharding
+from jaxnets.train import diagnostics, preemption, sharding
 from jaxnets.train.builder import build
 from jaxnets.train.checkpoint import Checkpointer
 from jaxnets.train.early_stopping import EarlyStopping
+from jaxnets.train.lock import workdir_lock
 from jaxnets.train.progress import DivergedError, Progress
 from jaxnets.train.record import RunRecord
 from jaxnets.train.state import count_params
 from jaxnets.train.writer import MetricWriter
 
-__all__ = ['DivergedError', 'evaluate', 'predict', 'train_and_evaluate', 'validate']
+__all__ = ['DivergedError', 'PreemptedError', 'evaluate', 'predict', 'train_and_evaluate', 'validate']
+
+PreemptedError = preemption.PreemptedError
 
 PREDICTIONS_FILE = 'predictions.npz'
 PREDICTION_EXAMPLES = 8  # Test examples whose predictions each run saves for the report's pictures.
@@ -46,6 +49,9 @@ def validate(config, stop_after: int | None = None) -> None:
                      f'train.log_every={t.log_every} (checkpoints are taken at logged, checked steps)')
   if stop_after is not None and stop_after % t.log_every:
     raise ValueError(f'stop_after={stop_after} must be a multiple of train.log_every={t.log_every}')
+  for field in ('train_eval_examples', 'test_curve_examples'):
+    if config.data[field] < 0:
+      raise ValueError(f'data.{field}={config.data[field]} must be >= 0 (0: the whole split)')
   if t.early_stopping_patience < 0:
     raise ValueError(f'train.early_stopping_patience={t.early_stopping_patience} must be >= 0 (0: off)')
   if t.early_stopping_patience and not config.data.val_split:
@@ -99,24 +105,30 @@ def train_and_evaluate(config, workdir: str, *, stop_after: int | None = None) -
   """Train per `config` in `workdir` and return the run summary (the task's metrics, params, time).
 
   `stop_after` ends the session at that step as a preemption would (checkpoint, no final eval,
-  returns None); the next call resumes there.
+  returns None); the next call resumes there. SIGTERM or SIGINT stops at the next step boundary with a
+  checkpoint there and raises PreemptedError (status 'preempted'). A second process on the same
+  `workdir` is refused (lock.WorkdirBusyError).
   """
   validate(config, stop_after)
-  record = RunRecord(workdir, config)
-  if record.is_done():
-    return record.summary()
-  record.set_status('running')
-  try:
-    return _train(config, workdir, record, stop_after)
-  except DivergedError as e:
-    record.set_status('diverged', error=str(e))
-    raise
-  except BaseException as e:
-    record.set_status('failed', error=f'{type(e).__name__}: {e}')
-    raise
+  with workdir_lock(workdir), preemption.watch() as preempt:
+    record = RunRecord(workdir, config)
+    if record.is_done():
+      return record.summary()
+    record.set_status('running')
+    try:
+      return _train(config, workdir, record, stop_after, preempt)
+    except DivergedError as e:
+      record.set_status('diverged', error=str(e))
+      raise
+    except PreemptedError as e:
+      record.set_status('preempted', error=str(e))
+      raise
+    except BaseException as e:
+      record.set_status('failed', error=f'{type(e).__name__}: {e}')
+      raise
 
 
-def _train(config, workdir, record, stop_after):
+def _train(config, workdir, record, stop_after, preempt):
   """Build, restore, train to `stop_after` or the end (or an early stop), then evaluate and summarize."""
   setup = build(config)  # Every name resolved and the model traced before the data is read.
   spec, task, headline = setup.spec, setup.task, setup.task.headline
@@ -142,13 +154,13 @@ def _train(config, workdir, record, stop_after):
         (contextlib.closing(Checkpointer(os.path.join(workdir, 'checkpoints_best'), 1)) if stopping
          else contextlib.nullcontext()) as best,
         contextlib.closing(MetricWriter(workdir)) as writer):
-    start, wall_before = checkpointer.latest_step() or 0, 0.0
+    start, state, meta = checkpointer.restore_latest(state)
+    wall_before = meta['wall_seconds'] if meta else 0.0
     if start:
-      state, meta = checkpointer.restore(start, state)
-      wall_before = meta['wall_seconds']
       if stopping:
         stopping = EarlyStopping.from_meta(patience, headline, meta['early_stopping'])
       logging.info('resumed from step %d of %s', start, workdir)
+    checkpointer.delete_after(start)  # Past a bad checkpoint moved aside: redone from `start`.
     if stopping:
       best.delete_after(start)  # A best network saved after the restored step is redone, if still best.
     # A run that had stopped early (and was interrupted before its summary) trains no further.
@@ -164,6 +176,8 @@ def _train(config, workdir, record, stop_after):
     part = batching.process_slice(batch_size)
     test_curve = data.take(test_split, config.data.test_curve_examples)
     progress = Progress(writer, total_steps, batch_size, config.optimizer.lr)
+    if meta:
+      progress.resume(meta.get('progress_window', []))
     session_start = time.time()
     end = start if stopped else total_steps if stop_after is None else min(stop_after, total_steps)
     done = start
@@ -188,12 +202,17 @@ def _train(config, workdir, record, stop_after):
         if done < total_steps:
           writer.write(done, _prefixed('test/', evaluate_on(state, test_curve)[0]))
         progress.pause_clock(eval_start)
-      if done % config.train.checkpoint_every == 0 or done == end or stop_early:
+      preempted = done < total_steps and preempt.requested(done, config.train.log_every)
+      if done % config.train.checkpoint_every == 0 or done == end or stop_early or preempted:
         if not _finite(state.params):
           raise DivergedError(f'diverged: parameters are not finite after step {done}; lower '
                               f'optimizer.lr={config.optimizer.lr} or add clipping')
-        meta = {'wall_seconds': wall_before + time.time() - session_start}
+        meta = {'wall_seconds': wall_before + time.time() - session_start,
+                'progress_window': progress.window()}
         checkpointer.save(done, state, meta | ({'early_stopping': stopping.to_meta()} if stopping else {}))
+      if preempted:
+        raise PreemptedError(f'preempted: stopped at step {done} of {total_steps} with a checkpoint '
+                             'there; run the same command again to resume')
       if stop_early:
         logging.info('early stop at step %d: no better validation %s than %.4f (step %d) for %d '
                      'evaluations', done, headline.name, stopping.best_value, stopping.best_step, patience)

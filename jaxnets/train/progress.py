@@ -33,6 +33,17 @@ class Progress:
     """Keep one step's metrics (still on device) for the window."""
     self._pending.append(metrics)
 
+  def window(self) -> list:
+    """The steps of the unfinished log window as JSON (value and dtype per metric), for a checkpoint
+    taken between log steps: restored by `resume`, the next log line is the same as without the stop."""
+    return [{group: {k: [v.item(), v.dtype.str] for k, v in metrics.items()} for group, metrics in step.items()}
+            for step in jax.device_get(self._pending)]
+
+  def resume(self, window: list) -> None:
+    """Continue the log window saved by `window`."""
+    self._pending = [{group: {k: np.asarray(v, dtype) for k, (v, dtype) in metrics.items()}
+                      for group, metrics in step.items()} for step in window]
+
   def pause_clock(self, since: float) -> None:
     """Exclude time spent since `since` (evaluation) from the throughput."""
     self._since += time.time() - since

@@ -9,6 +9,7 @@ import time
 from importlib import metadata
 
 import jax
+from absl import logging
 
 _PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'tensorflow-cpu', 'tensorflow',
              'tensorflow-datasets', 'ml-collections', 'numpy')
@@ -51,25 +52,49 @@ def _read_json(path: str):
     return json.load(f)
 
 
+def _trained(workdir: str) -> bool:
+  """Whether anything under `workdir` was trained: a numbered checkpoint or a finished run's summary."""
+  for root, dirs, files in os.walk(workdir):
+    if 'summary.json' in files or os.path.basename(root) == 'checkpoints' and any(d.isdigit() for d in dirs):
+      return True
+  return False
+
+
+def claim_config(workdir: str, config, filename: str = 'config.json', previous=('config.json',)) -> None:
+  """Save `config` resolved as `workdir/filename`, or check that the one saved there (or, for
+  directories older than that file, the first of `previous`) is the same: a different config is refused
+  where something was trained, so a resume never mixes two experiments; where nothing was (a run that
+  failed before its first checkpoint), the new config replaces the old one."""
+  resolved = json.loads(config.to_json_best_effort())
+  path = os.path.join(workdir, filename)
+  found = next((os.path.join(workdir, f) for f in (filename, *previous)
+                if os.path.exists(os.path.join(workdir, f))), None)
+  if found:
+    saved = _read_json(found)
+    if saved == resolved:
+      if found == path:
+        return
+    elif _trained(workdir):
+      raise ValueError(f'{workdir} holds a run with a different config ({_differences(saved, resolved)}); '
+                       'use a new --workdir, or the same config to resume')
+    else:
+      logging.info('%s: nothing was trained with its old config; replacing it', workdir)
+  if jax.process_index() == 0:
+    _write_json(path, resolved)
+
+
 class RunRecord:
   """The JSON files of one run directory; only process 0 writes them.
 
-  A directory holding a different config is refused, so a resume never mixes two experiments.
+  A directory holding a different config is refused (claim_config), so a resume never mixes two
+  experiments.
   """
 
   def __init__(self, workdir: str, config):
     self.workdir = workdir
     self._writer = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
-    resolved = json.loads(config.to_json_best_effort())
-    config_path = os.path.join(workdir, 'config.json')
-    if os.path.exists(config_path):
-      saved = _read_json(config_path)
-      if saved != resolved:
-        raise ValueError(f'{workdir} holds a run with a different config ({_differences(saved, resolved)}); '
-                         'use a new --workdir, or the same config to resume')
-    elif self._writer:
-      _write_json(config_path, resolved)
+    claim_config(workdir, config, previous=())
 
   def _path(self, name: str) -> str:
     return os.path.join(self.workdir, name)
@@ -85,7 +110,7 @@ class RunRecord:
     _write_json(path, sessions)
 
   def set_status(self, status: str, **details) -> None:
-    """running / done / failed / diverged, with details such as the error."""
+    """running / done / failed / diverged / preempted, with details such as the error."""
     if self._writer:
       _write_json(self._path('status.json'), {'status': status, **details})
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import jax
 
@@ -9,39 +10,52 @@ from jaxnets.train.record import strict_json
 
 
 class MetricWriter:
-  """Writes {name: scalar} per step to `workdir/metrics.jsonl` and TensorBoard events in `workdir/tb`."""
+  """Writes {name: scalar} per step to `workdir/metrics.jsonl` and TensorBoard events in `workdir/tb`;
+  `truncate_after` must be called first (it opens the event file)."""
 
   def __init__(self, workdir: str):
     self._active = jax.process_index() == 0
     self.path = os.path.join(workdir, 'metrics.jsonl')
+    self._tb_dir = os.path.join(workdir, 'tb')
     self._tb = None
     if self._active:
       import tensorflow as tf  # Only the writer needs TensorFlow's summary ops.
       self._tf = tf
-      self._tb = tf.summary.create_file_writer(os.path.join(workdir, 'tb'))
 
   def truncate_after(self, step: int) -> None:
-    """Drop the log lines a run resumed at `step` writes again (past `step`; everything when it starts
-    over from step 0, whose first step logs the initial gradients), so the log reads as one run."""
-    if not (self._active and os.path.exists(self.path)):
+    """Start the session of a run resumed at `step`: drop the records past `step` (everything when it
+    starts over from step 0, whose first step logs the initial gradients) from metrics.jsonl, and write
+    the TensorBoard events anew from what is kept, so both read as one run with each step once."""
+    if not self._active:
       return
-    with open(self.path) as f:
-      kept = [line for line in f if step and json.loads(line)['step'] <= step]
-    with open(self.path, 'w') as f:
-      f.writelines(kept)
+    kept = []
+    if os.path.exists(self.path):
+      with open(self.path) as f:
+        kept = [json.loads(line) for line in f if step and json.loads(line)['step'] <= step]
+      with open(self.path, 'w') as f:
+        f.writelines(json.dumps(record, allow_nan=False) + '\n' for record in kept)
+    shutil.rmtree(self._tb_dir, ignore_errors=True)  # Event files are append-only: rewritten whole.
+    self._tb = self._tf.summary.create_file_writer(self._tb_dir)
+    for record in kept:
+      self._write_events(record)
+    self._tb.flush()
 
   def write(self, step: int, scalars: dict) -> None:
     """Append one record and the matching TensorBoard scalars."""
     if not self._active:
       return
-    record = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
+    record = strict_json({'step': int(step), **{k: float(v) for k, v in scalars.items()}})
     with open(self.path, 'a') as f:
-      f.write(json.dumps(strict_json(record), allow_nan=False) + '\n')
+      f.write(json.dumps(record, allow_nan=False) + '\n')
+    self._write_events(record)
+    self._tb.flush()
+
+  def _write_events(self, record: dict) -> None:
+    """One record's scalars as TensorBoard events (null, i.e. NaN, as NaN)."""
     with self._tb.as_default():
       for name, value in record.items():
         if name != 'step':
-          self._tf.summary.scalar(name, value, step=int(step))
-    self._tb.flush()
+          self._tf.summary.scalar(name, float('nan') if value is None else value, step=record['step'])
 
   def close(self) -> None:
     """Flush and close the TensorBoard file."""
