@@ -19,7 +19,7 @@ import jax
 from absl import logging
 
 from jaxnets import assignments, data, plots, sweeps, tasks
-from jaxnets.train import builder
+from jaxnets.train import builder, preemption
 from jaxnets.train.loop import DivergedError, train_and_evaluate, validate
 from jaxnets.train.lock import workdir_lock
 from jaxnets.train.record import claim_config, strict_json
@@ -166,7 +166,7 @@ def run(config, workdir: str) -> list[dict]:
   """
   runs, columns = check(config)
   plot = plots.get(config.experiment.report)
-  with workdir_lock(workdir):
+  with workdir_lock(workdir), preemption.watch():  # One stop request ends the whole experiment.
     try:
       claim_config(workdir, config, 'experiment.json')
     except ValueError as e:

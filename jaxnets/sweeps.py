@@ -8,7 +8,9 @@ A config file may declare its sweep beside `get_config`:
                       h.seeds([0, 1])])
 
 and `get_search(h)` may return the distributions of a Bayesian search ([h.loguniform(...), ...]).
-`h` is this module. Every function returns a list of Trials; `product`, `zip` and `chain` (a union) combine lists. A
+`h` is this module. `sweep`, `fixed`, `seeds`, `variant`, `random` return lists of Trials, which
+`product`, `zip` and `chain` (a union) combine; `uniform`, `loguniform`, `randint` and `choice` give the
+Distributions that `random` draws from and Bayesian search explores. A
 trial's name comes from its overrides (or a variant's label), so the same sweep always gives the same
 run directories. The in-process `config.experiment.sweep` / `variants` strings expand through the same
 functions (see jaxnets.experiment).
@@ -187,10 +189,12 @@ def name(trial: Trial, short: dict[str, str]) -> str:
 
 
 def names(trials: list[Trial]) -> list[str]:
-  """Every trial's name; two trials of one name are an error (the sweep repeats a trial)."""
+  """Every trial's name; two trials of one name, or of the same overrides in another order, are an
+  error (the sweep repeats a trial)."""
   short = short_names(f for t in trials for f in t.overrides if f not in t.labelled)
   result = [name(t, short) for t in trials]
-  repeated = sorted({n for n in result if result.count(n) > 1})
+  same = [repr(sorted(t.overrides.items())) for t in trials]
+  repeated = sorted({n for n, s in builtins.zip(result, same) if result.count(n) > 1 or same.count(s) > 1})
   if repeated:
     raise ValueError(f'the sweep repeats trials: {", ".join(repeated)}')
   return result

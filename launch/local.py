@@ -1,16 +1,17 @@
 """The local executor: a study's trials on this machine, N at a time, each on its share of the CPU cores
 (and of the GPUs, where there are any).
 
-Each trial is its ordinary command in a child process, writing DIR/<name>/output.log. Children get
-SIGTERM when the launcher dies, even by kill -9 (Linux's parent-death signal), and SIGTERM or SIGINT to
-the launcher is passed on: every running trial checkpoints at its next step and stops as 'preempted',
-and the same command later resumes them.
+Each trial is its ordinary command in a child process, writing DIR/<name>/output.log. On Linux,
+children get SIGTERM when the launcher dies, even by kill -9 (the parent-death signal), and are pinned
+to their cores. SIGTERM or SIGINT to the launcher is passed on: every running trial checkpoints at its
+next step and stops as 'preempted', and the same command later resumes them.
 """
 
 import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -19,11 +20,15 @@ from absl import logging
 from launch import study as study_lib
 
 _PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # Looked up here: the child only calls it.
+LINUX = sys.platform.startswith('linux')
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if LINUX else None  # Looked up here: children only call it.
 
 
 def _gpus() -> list[str]:
-  """This machine's GPU indices per nvidia-smi (none without it); the launcher itself never opens them."""
+  """The GPUs trials may use: CUDA_VISIBLE_DEVICES where it is set (e.g. by SLURM), else nvidia-smi's
+  list (none without it). The launcher itself never opens them."""
+  if os.environ.get('CUDA_VISIBLE_DEVICES'):
+    return os.environ['CUDA_VISIBLE_DEVICES'].split(',')
   try:
     listing = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True, timeout=20).stdout
   except (OSError, subprocess.TimeoutExpired):
@@ -32,27 +37,28 @@ def _gpus() -> list[str]:
 
 
 def slots(parallel: int) -> list[dict]:
-  """For each of `parallel` slots: its CPU cores and, with GPUs, its CUDA_VISIBLE_DEVICES."""
-  cpus = sorted(os.sched_getaffinity(0))
+  """For each of `parallel` slots: its CPU cores and, with GPUs, its CUDA_VISIBLE_DEVICES (an equal
+  share: trials never share a GPU, whose memory each would claim)."""
+  cpus = sorted(os.sched_getaffinity(0)) if LINUX else list(range(os.cpu_count() or 1))
   gpus = _gpus()
-  cpu_groups = [list(g) if len(g) else [cpus[i % len(cpus)]]
-                for i, g in enumerate(np.array_split(cpus, parallel))]
+  if gpus and len(gpus) % parallel:
+    raise ValueError(f'--parallel={parallel} does not split the {len(gpus)} GPUs ({",".join(gpus)}) evenly; '
+                     f'use a divisor of {len(gpus)}')
   result = []
-  for i, group in enumerate(cpu_groups):
-    slot = {'cpus': [int(c) for c in group]}
+  for i, group in enumerate(np.array_split(cpus, parallel)):
+    slot = {'cpus': [int(c) for c in group] if len(group) else [cpus[i % len(cpus)]]}
     if gpus:
-      share = np.array_split(gpus, parallel)[i]
-      slot['env'] = {'CUDA_VISIBLE_DEVICES': ','.join(share) if len(share) else gpus[i % len(gpus)]}
+      slot['env'] = {'CUDA_VISIBLE_DEVICES': ','.join(np.array_split(gpus, parallel)[i])}
     result.append(slot)
   return result
 
 
 def _child_setup(cpus):
-  """Runs in the child before exec: its cores, and SIGTERM when the launcher dies."""
+  """Runs in the child before exec, on Linux: its cores, and SIGTERM when the launcher dies."""
   def setup():
     os.sched_setaffinity(0, cpus)
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-  return setup
+  return setup if LINUX else None
 
 
 def _eta(seconds: float) -> str:
@@ -82,10 +88,10 @@ def start(study, name: str, slot: dict) -> subprocess.Popen:
   return process
 
 
-def run(study, names: list[str], parallel: int) -> bool:
-  """Train the trials `names` (those to run) `parallel` at a time; False if stopped by a signal."""
+def run(study, names: list[str], free: list[dict]) -> bool:
+  """Train the trials `names` (those to run) on the `free` slots; False if stopped by a signal."""
   queue, running, durations = list(names), {}, []
-  free = slots(parallel)
+  parallel = len(free)
   stopping = []
 
   def stop(signum, frame):

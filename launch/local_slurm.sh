@@ -26,7 +26,8 @@
 # MinJobAge, one day here) and hands any other use to the real /usr/bin/sacct.
 #
 # The node: `hostname -s` at 127.0.0.1, the CPUs and memory slurmd -C detects; partition debug
-# (default, no time limit); select/cons_tres CR_Core, proctrack/linuxproc, task/none (no cgroups);
+# (default, no time limit); select/cons_tres CR_Core, proctrack/linuxproc, task/affinity (each
+# task bound to its cores by sched_setaffinity, no cgroups: XLA's CPU numbers depend on the core count);
 # JobRequeue=1 so `scontrol requeue` (submitit's preemption path) works, and a requeued job may start
 # again cred_expire+1 s later: 11 s here ($JAXNETS_SLURM_CRED_EXPIRE, default 10) instead of Slurm's 121 s;
 # the scheduler looks every 2 s (sched_interval, bf_interval) rather than every 30-60 s.
@@ -87,7 +88,7 @@ SlurmdLogFile=$DIR/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/affinity
 MpiDefault=none
 SwitchType=switch/none
 SchedulerType=sched/backfill

@@ -12,7 +12,9 @@ the spread as error bars); DIR/report_curves.png the test curves of the best set
 import json
 import math
 import os
+import sys
 
+import jax
 import matplotlib.pyplot as plt
 import numpy as np
 from absl import app
@@ -40,7 +42,7 @@ def settings(study) -> dict:
   """{setting overrides (seed left out) as a tuple of items: [trial names]}, in declaration order."""
   groups = {}
   for name, overrides in study.trials.items():
-    key = tuple((f, _hashable(v)) for f, v in overrides.items() if f != sweeps.SEED_FIELD)
+    key = tuple((f, type(v).__name__, _hashable(v)) for f, v in overrides.items() if f != sweeps.SEED_FIELD)
     groups.setdefault(key, []).append(name)
   return groups
 
@@ -67,7 +69,7 @@ def table(study, headline) -> tuple[list[dict], list[dict]]:
         done.append(_summary(study.run_dir(name)))
       else:
         missing.append({'trial': name, 'status': status, 'error': _error(study.run_dir(name))})
-    row = {'setting': dict(setting), 'trials': names, 'n': len(done)}
+    row = {'setting': {f: v for f, _, v in setting}, 'trials': names, 'n': len(done)}
     if done:
       row['mean'], row['std'] = _stats([s[key] for s in done])
       row['train_mean'] = float(np.mean([s[f'train_{headline.name}'] for s in done]))
@@ -100,8 +102,13 @@ def markdown(rows: list[dict], missing: list[dict], headline, fields: list[str])
   if missing:
     lines += ['', f'Not done ({len(missing)} trials, not in the means above):', '',
               '| trial | status | error |', '|---|---|---|']
-    lines += [f'| {m["trial"]} | {m["status"]} | {m["error"][:200]} |' for m in missing]
+    lines += [f'| {m["trial"]} | {m["status"]} | {_one_line(m["error"])} |' for m in missing]
   return '\n'.join(lines) + '\n'
+
+
+def _one_line(text: str) -> str:
+  """An error as one table cell: no newlines or column bars, at most 200 characters."""
+  return ' '.join(text.split()).replace('|', '/')[:200]
 
 
 def _numeric(values) -> bool:
@@ -113,9 +120,9 @@ def plot_field(directory: str, rows: list[dict], field: str, fields: list[str], 
   fig, ax = plt.subplots(figsize=(6, 4))
   others = [f for f in fields if f != field]
   lines = {}
-  for r in (r for r in rows if r['n']):
+  for r in (r for r in rows if r['n'] and field in r['setting']):  # A union's settings may lack it.
     lines.setdefault(tuple(r['setting'].get(f) for f in others), []).append(r)
-  values = sorted({r['setting'][field] for r in rows if r['n']}, key=str)
+  values = sorted({r['setting'][field] for members in lines.values() for r in members}, key=str)
   numeric = _numeric(values)
   for i, (label, members) in enumerate(lines.items()):
     members = sorted(members, key=lambda r: r['setting'][field] if numeric else values.index(r['setting'][field]))
@@ -168,12 +175,13 @@ def write(directory: str) -> list[str]:
 def main(argv):
   """Write the report of the study directory given as the argument."""
   if len(argv) != 2:
-    raise app.UsageError('usage: python -m launch.report DIR')
+    sys.exit('usage: python -m launch.report DIR')
+  jax.config.update('jax_platforms', 'cpu')  # Reading files needs no accelerator.
   try:
     for path in write(argv[1]):
       print(path)
   except FileNotFoundError as e:
-    raise app.UsageError(str(e)) from e
+    sys.exit(f'launch.report: {e}')
 
 
 if __name__ == '__main__':

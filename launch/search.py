@@ -4,22 +4,28 @@ The study lives in DIR/optuna.journal (optuna's file journal), so workers on a s
 or in SLURM tasks, need no database: each runs `python -m launch.sweep --search=tpe ...` and they share
 the study. A worker asks for a trial only while fewer than --trials exist, under a file lock, so the
 study ends with exactly that many and none twice. Each trial is an ordinary run directory
-DIR/<name>, added to DIR/sweep.json as it is asked (launch.report reads it like a grid's).
+DIR/<name>, added to DIR/sweep.json as it is asked (launch.report reads it like a grid's). TPE
+optimizes the validation metric where runs have one (data.val_split with early stopping), else the
+test metric. A trial interrupted by a signal or a killed worker stays running in optuna; the next
+worker to start (rerun the same command) resumes it from its checkpoint and tells its result.
 """
 
 import contextlib
 import fcntl
 import json
 import os
+import socket
 import threading
 
 import optuna
 from absl import logging
 
 from jaxnets import experiment, sweeps, tasks
+from jaxnets.train import preemption
 from launch import local, study as study_lib
 
 JOURNAL = 'optuna.journal'
+CLAIM_FILE = '.optuna_worker'  # In a trial's run directory: 'host pid' of the worker running it.
 SAMPLER_SEED = 0  # The same study asks the same first trials (TPE's random start-up draws).
 
 
@@ -54,9 +60,37 @@ def _record(directory: str, config_arg: str, overrides: list, space, name=None, 
   return record
 
 
+def _claim(run_dir: str) -> bool:
+  """Claim an interrupted trial for this worker (under the ask lock): False if a live worker has it."""
+  path = os.path.join(run_dir, CLAIM_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      host, pid = f.read().split()
+    if host != socket.gethostname() or _alive(int(pid)):  # Another host's worker: assumed alive.
+      return False
+  with open(path, 'w') as f:
+    f.write(f'{socket.gethostname()} {os.getpid()}')
+  return True
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+    return True
+  except ProcessLookupError:
+    return False
+
+
 def _ask(study, optuna_study, space, n_trials: int):
-  """(optuna trial, name, overrides) of a new trial, or None once the study has `n_trials`."""
+  """(optuna trial number, name) of the trial to run next: an interrupted one (still running in optuna,
+  its run resumable and unclaimed), else a new one; None once the study has `n_trials`."""
   with _locked(study.directory):
+    by_number = {int(n.split('-', 1)[0]): n for n in study.trials}
+    for trial in optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+      name = by_number.get(trial.number)
+      if name and study.status(name) in study_lib.RESUMABLE and _claim(study.run_dir(name)):
+        logging.info('resuming trial %s, interrupted before it was told', name)
+        return trial.number, name
     if len(optuna_study.trials) >= n_trials:
       return None
     trial = optuna_study.ask()
@@ -64,12 +98,20 @@ def _ask(study, optuna_study, space, n_trials: int):
     name = f'{trial.number:03d}-' + sweeps.names([sweeps.Trial(overrides)])[0]
     study.trials[name] = overrides
     _record(study.directory, study.config_arg, study.overrides, space, name, overrides)
-    return trial, name
+    os.makedirs(study.run_dir(name), exist_ok=True)
+    _claim(study.run_dir(name))
+    return trial.number, name
 
 
-def _worker(study, optuna_study, space, n_trials: int, headline, slot: dict) -> None:
-  """Ask, train, tell, until the study has `n_trials`."""
-  while (asked := _ask(study, optuna_study, space, n_trials)) is not None:
+def objective(summary: dict, headline) -> float:
+  """The value TPE optimizes: the validation split's headline metric where the run has one (with
+  data.val_split and early stopping), else the test split's."""
+  return summary.get(f'val_{headline.name}', summary[f'test_{headline.name}'])
+
+
+def _worker(study, optuna_study, space, n_trials: int, headline, slot: dict, stop: threading.Event) -> None:
+  """Ask, train, tell, until the study has `n_trials` or `stop` is set."""
+  while not stop.is_set() and (asked := _ask(study, optuna_study, space, n_trials)) is not None:
     trial, name = asked
     try:
       experiment.check(study.config(name))
@@ -80,9 +122,12 @@ def _worker(study, optuna_study, space, n_trials: int, headline, slot: dict) -> 
     local.start(study, name, slot).wait()
     if study.status(name) == 'done':
       with open(os.path.join(study.run_dir(name), 'summary.json')) as f:
-        value = json.load(f)[f'test_{headline.name}']
+        value = objective(json.load(f), headline)
       optuna_study.tell(trial, value)
-      logging.info('trial %s: test %s %.4f', name, headline.name, value)
+      logging.info('trial %s: %s %.4f', name, headline.name, value)
+    elif study.status(name) in study_lib.RESUMABLE:  # Stopped by a signal: left running in optuna,
+      logging.warning('trial %s %s; the same command resumes it', name, study.status(name))  # resumed later.
+      return
     else:
       optuna_study.tell(trial, state=optuna.trial.TrialState.FAIL)
       logging.error('trial %s ended %s', name, study.status(name))
@@ -106,12 +151,21 @@ def run(config_arg: str, overrides: list, directory: str, n_trials: int, workers
       study_name='jaxnets', storage=storage, load_if_exists=True,
       direction='maximize' if headline.higher_is_better else 'minimize',
       sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED))
-  threads = [threading.Thread(target=_worker, args=(study, optuna_study, space, n_trials, headline, slot))
+  stop = threading.Event()
+  threads = [threading.Thread(target=_worker, args=(study, optuna_study, space, n_trials, headline, slot, stop))
              for slot in local.slots(workers)]
   for thread in threads:
     thread.start()
-  for thread in threads:
-    thread.join()
+  try:
+    for thread in threads:
+      while thread.is_alive():
+        thread.join(0.5)
+  except KeyboardInterrupt:  # The trials got Ctrl-C too and checkpoint; ask for no new ones.
+    stop.set()
+    logging.warning('stopping: no new trials; waiting for the running ones to checkpoint')
+    for thread in threads:
+      thread.join()
+    return preemption.EXIT_CODE
   best = optuna_study.best_trial if any(t.value is not None for t in optuna_study.trials) else None
   logging.info('%d trials; best: %s', len(optuna_study.trials),
                f'#{best.number} {best.params} -> {best.value:.4f}' if best else 'none finished')

@@ -5,8 +5,10 @@ limits go through the run's own checkpoint at a step boundary:
   - SIGUSR2 (submitit asks SLURM for it 90 s before the time limit, and sends it on preemption):
     submitit calls TrialJob.checkpoint, which sends SIGTERM to the trial; the trial checkpoints at its
     next step and exits; submitit then requeues the task, which resumes from that checkpoint.
-  - SIGTERM (SLURM preempting with requeue, `scontrol requeue`): every process of the task gets it, the
-    trial checkpoints and exits 75, and the task exits with it, writing no result; SLURM requeues it.
+  - SIGTERM (SLURM preempting in requeue mode, `scontrol requeue`): every process of the task gets it,
+    the trial checkpoints and exits 75, and the task exits with it, writing no result; SLURM requeues
+    such a task itself. (A SIGTERM with no requeue, e.g. scancel, leaves the trial preempted: the
+    same launch.sweep command resumes it.)
 A trial that is already done when its task starts (a requeue after the end) returns its summary at once.
 """
 
@@ -51,7 +53,7 @@ class TrialJob(submitit.helpers.Checkpointable):
                                          stderr=subprocess.STDOUT)
       code = self._process.wait()
       if code == preemption.EXIT_CODE:
-        sys.exit(code)  # Stopped by SIGTERM with a checkpoint: no result; SLURM requeues the task.
+        sys.exit(code)  # Stopped by SIGTERM with a checkpoint: no result (a requeue reruns the task).
       if code:
         raise RuntimeError(f'trial {self.name} ended {study.status(self.name)} (exit {code}); see '
                            f'{os.path.join(run_dir, "output.log")}')

@@ -26,12 +26,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def config_path(config_arg: str) -> tuple[str, str]:
-  """(path of the config file, variant) for 'configs/x.py[:variant]', as experiments.main reads it."""
+  """(absolute path of the config file, variant) for 'configs/x.py[:variant]', as experiments.main reads
+  it: from the current directory, else from experiments/."""
   path, _, variant = config_arg.partition(':')
   for candidate in (path, os.path.join(REPO, 'experiments', path)):
-    if os.path.exists(candidate):
+    if os.path.isfile(candidate):
       return os.path.abspath(candidate), variant
-  raise FileNotFoundError(f'config file {path!r} not found (nor experiments/{path})')
+  raise FileNotFoundError(f'config file {path!r} not found (nor {os.path.join(REPO, "experiments", path)})')
+
+
+def portable_config_arg(config_arg: str) -> str:
+  """The config argument as trials (run from the repository root) find it: 'configs/x.py' as given
+  when it is under experiments/, else the file's absolute path."""
+  path, variant = config_path(config_arg)
+  relative = os.path.relpath(path, os.path.join(REPO, 'experiments'))
+  given = relative if not relative.startswith('..') else path
+  return given + (f':{variant}' if variant else '')
 
 
 def load_config(config_arg: str, overrides: list[str]):
@@ -139,7 +149,8 @@ def _jsonable(overrides: dict) -> dict:
 def create(config_arg: str, overrides: list[str], directory: str, trials: list[sweeps.Trial]) -> Study:
   """The study of `trials`, every trial's config built and checked before anything runs."""
   names = sweeps.names(trials)
-  study = Study(directory, config_arg, list(overrides), {n: t.overrides for n, t in zip(names, trials)})
+  study = Study(os.path.abspath(directory), portable_config_arg(config_arg), list(overrides),
+                {n: t.overrides for n, t in zip(names, trials)})
   base = load_config(config_arg, overrides)
   for name, trial in zip(names, trials):
     expected = experiment.apply(base, trial.overrides)
@@ -164,4 +175,4 @@ def load(directory: str) -> Study:
     raise FileNotFoundError(f'{directory} holds no sweep ({SWEEP_FILE} is missing)')
   with open(path) as f:
     record = json.load(f)
-  return Study(directory, record['config'], record['overrides'], record['trials'])
+  return Study(os.path.abspath(directory), record['config'], record['overrides'], record['trials'])

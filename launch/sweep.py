@@ -13,6 +13,7 @@ Then `python -m launch.report DIR` writes the table and plots.
 import shlex
 import sys
 
+import jax
 from absl import app, flags, logging
 
 from jaxnets.train import preemption
@@ -22,7 +23,8 @@ flags.DEFINE_string('config', None, 'Experiment config file (path[:variant]), as
 flags.DEFINE_string('sweep_dir', None, 'The study directory: sweep.json and one run directory per trial.')
 flags.DEFINE_enum('executor', 'local', ['local', 'slurm', 'print'], 'Where the trials run: this machine, '
                   'a SLURM job array (through submitit), or nowhere (print the trials and commands).')
-flags.DEFINE_integer('parallel', 1, 'local: trials at a time, the CPU cores (and GPUs) split between them.')
+flags.DEFINE_integer('parallel', 1, 'local: trials at a time, the CPU cores (and GPUs) split between them.',
+                     lower_bound=1)
 flags.DEFINE_bool('retry_failed', False, 'Rerun trials whose status is failed (diverged ones stay results).')
 flags.DEFINE_enum('search', 'grid', ['grid', 'tpe'], 'grid: the declared trials (grids, random draws); '
                   "tpe: optuna's TPE over get_search(h), --trials in all, through a journal file in DIR.")
@@ -60,6 +62,7 @@ def main(argv):
   del argv
   f = flags.FLAGS
   overrides = base_overrides(sys.argv)  # Left out of absl's parsing: load_config checks them.
+  jax.config.update('jax_platforms', 'cpu')  # The launcher never holds the GPUs or TPUs its trials need.
   try:
     if f.search == 'tpe':
       from launch import search  # noqa: PLC0415  optuna only for Bayesian search.
@@ -67,9 +70,10 @@ def main(argv):
     base = study_lib.load_config(f.config, overrides)
     trials = study_lib.declared_trials(f.config, base)
     study = study_lib.create(f.config, overrides, f.sweep_dir, trials)
+    slots = local.slots(f.parallel)
     if f.executor != 'print':
       study.save()
-  except (ValueError, KeyError, FileNotFoundError) as e:  # One line naming the bad value; nothing ran.
+  except (ValueError, KeyError, FileNotFoundError, flags.Error) as e:  # One line naming it; nothing ran.
     sys.exit(f'launch.sweep: {e.args[0] if isinstance(e, KeyError) and e.args else e}')
   todo = to_run(study, f.retry_failed)
   if f.executor == 'print':
@@ -83,7 +87,7 @@ def main(argv):
     from launch import slurm  # noqa: PLC0415  submitit only for SLURM.
     slurm.submit(study, todo, slurm.parameters(f), wait=f.wait)
     return
-  finished = local.run(study, todo, f.parallel)
+  finished = local.run(study, todo, slots)
   statuses = [study.status(n) for n in study.trials]
   logging.info('%s; report: python -m launch.report %s', local.progress(study, list(study.trials), [], 1),
                f.sweep_dir)

@@ -162,13 +162,22 @@ def test_the_report_gives_mean_and_sample_std_over_seeds_by_hand_and_lists_what_
   assert os.path.exists(os.path.join(directory, 'report_lr.png'))
 
 
-def test_a_tpe_study_of_two_workers_runs_the_requested_trials_once_each(tmp_path):
+def test_a_tpe_study_of_two_workers_runs_the_requested_trials_once_each_and_resumes_a_killed_one(tmp_path):
   directory = str(tmp_path / 'tpe')
-  workers = [_sweep(directory, '--search=tpe', '--trials=5', '--config.train.steps=10',
-                    '--config.train.checkpoint_every=5') for _ in range(2)]
+  tpe = ['--search=tpe', '--trials=5', '--config.train.steps=60', '--config.train.checkpoint_every=5']
+  first = _sweep(directory, *tpe, start_new_session=True)
+  deadline = time.time() + 600
+  while (victim := _checkpointed_running_trial(directory)) is None:
+    assert time.time() < deadline and first.poll() is None
+    time.sleep(0.05)
+  os.killpg(first.pid, signal.SIGKILL)  # The worker and its trial, mid-run.
+  first.wait()
+  workers = [_sweep(directory, *tpe) for _ in range(2)]
   for worker in workers:
     code, out = _finish(worker)
     assert code == 0, out[-3000:]
+  sessions = json.load(open(os.path.join(directory, victim, 'versions.json')))
+  assert len(sessions) == 2 and sessions[1]['start_step'] >= 10  # Resumed, not started over.
   import optuna  # noqa: PLC0415
   storage = optuna.storages.JournalStorage(
       optuna.storages.journal.JournalFileBackend(os.path.join(directory, 'optuna.journal')))
@@ -181,7 +190,7 @@ def test_a_tpe_study_of_two_workers_runs_the_requested_trials_once_each(tmp_path
     summary = json.load(open(os.path.join(directory, name, 'summary.json')))
     assert trial.value == summary['test_error']  # Told the run's own result.
     sessions = json.load(open(os.path.join(directory, name, 'versions.json')))
-    assert len(sessions) == 1  # Trained once.
+    assert len(sessions) == (2 if name == victim else 1)  # Trained once; the killed one resumed once.
 
 
 def test_the_multi_host_scripts_print_the_command_of_every_process():
@@ -197,3 +206,18 @@ def test_the_multi_host_scripts_print_the_command_of_every_process():
   assert 'python3\\ -m\\ experiments.main\\ --distributed\\ --config=configs/mlp.py' in tpu
   missing = subprocess.run(['bash', 'launch/tpu_pod.sh', 'pod'], cwd=REPO, capture_output=True, text=True)
   assert missing.returncode == 2 and missing.stderr.startswith('usage: ')
+
+
+def test_the_report_of_a_union_of_axes_plots_each_axis_over_its_own_settings(tmp_path):
+  directory = str(tmp_path / 'sw')
+  trials = h.chain([h.sweep('optimizer.lr', [0.01, 0.1]), h.sweep('optimizer.weight_decay', [0, 1e-4])])
+  names = h.names(trials)
+  study_lib.Study(directory, CONFIG, [], {n: t.overrides for n, t in zip(names, trials)}).save()
+  for name, error in zip(names, [0.3, 0.2, 0.25, 0.35]):
+    _fake_trial(directory, name, 'done', error)
+  written = report.write(directory)
+  assert {os.path.basename(p) for p in written} == {'report.md', 'report_lr.png', 'report_weight_decay.png',
+                                                     'report_curves.png'}
+  rows = [line for line in open(os.path.join(directory, 'report.md')) if line.startswith('| ') and '---' not in line]
+  assert [r.split(' | ')[:3] for r in rows[1:]] == [['| 0.1', '', '0.2'], ['| ', '0', '0.25'],
+                                                   ['| 0.01', '', '0.3'], ['| ', '0.0001', '0.35']]

@@ -4,6 +4,7 @@ own checkpoint and ends with the numbers of an uninterrupted run."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -12,10 +13,12 @@ import pytest
 
 from launch import local, slurm, study as study_lib
 from tests.test_launch import CONFIG, REPO, _finish, _results, _steps_logged, _sweep
+from jaxnets.train.writer import read_metrics
 from tests.test_train import _assert_same_training
 
 pytest_plugins = ['tests.slurm_cluster']
-LONGER = ['--config.train.steps=100', '--config.train.eval_every=20']  # Time for a signal mid-run.
+# Time for a signal mid-run, and periodic checkpoints too rare to be mistaken for the signal's.
+LONGER = ['--config.train.steps=100', '--config.train.eval_every=20', '--config.train.checkpoint_every=50']
 
 
 @pytest.mark.slurm
@@ -52,17 +55,19 @@ def _wait(predicate, seconds=600):
 @pytest.mark.parametrize('interrupt', [['scontrol', 'requeue'], ['scancel', '--signal=USR2']])
 def test_a_trial_interrupted_by_slurm_resumes_with_the_uninterrupted_numbers(slurm_cluster, tmp_path, interrupt):
   straight, name = _one_trial_study(str(tmp_path / 'straight'))
-  local.run(straight, [name], 1)
+  local.run(straight, [name], [{'cpus': [0]}])  # One core, as the SLURM task's (CPU numbers depend on it).
   study, _ = _one_trial_study(str(tmp_path / 'slurm'))
   params = {'slurm_partition': 'debug', 'timeout_min': 30, 'cpus_per_task': 1, 'name': 'jaxnets-test'}
   job, = slurm.submit(study, [name], params, wait=False)
-  _wait(lambda: os.path.exists(os.path.join(study.run_dir(name), 'checkpoints', '10')))
+  _wait(lambda: any(r['step'] >= 10 for r in read_metrics(study.run_dir(name))))
   subprocess.run([*interrupt, job.job_id], check=True, timeout=60)
   _wait(lambda: study.status(name) == 'done')
   assert _results(study.directory) == _results(straight.directory)  # Bit for bit.
   assert _steps_logged(study.run_dir(name)) == list(range(5, 101, 5))
   sessions = json.load(open(os.path.join(study.run_dir(name), 'versions.json')))
-  assert len(sessions) == 2 and sessions[1]['start_step'] >= 10  # Resumed from its checkpoint.
+  stopped = re.findall(r'preempted: stopped at step (\d+)', open(os.path.join(study.run_dir(name), 'output.log')).read())
+  # It checkpointed where the signal found it (not at a periodic checkpoint) and resumed there.
+  assert len(sessions) == 2 and len(stopped) == 1 and sessions[1]['start_step'] == int(stopped[0]) >= 10
 
 
 @pytest.mark.slurm

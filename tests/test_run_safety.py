@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from unittest import mock
 
 import jax
 import numpy as np
@@ -18,7 +19,8 @@ import tensorflow as tf
 
 from jaxnets import experiment
 from jaxnets.data import source
-from jaxnets.train.checkpoint import CORRUPT_DIR
+from jaxnets.train import preemption
+from jaxnets.train.checkpoint import CORRUPT_DIR, CorruptCheckpointError
 from jaxnets.train.lock import WorkdirBusyError
 from jaxnets.train.loop import PreemptedError, train_and_evaluate
 from jaxnets.train.writer import read_metrics
@@ -172,3 +174,52 @@ def test_negative_example_counts_are_refused(tmp_path):
     config = tiny_config(steps=1, **{field: -1})
     with pytest.raises(ValueError, match=rf'data\.{field}=-1 must be >= 0'):
       train_and_evaluate(config, str(tmp_path / field))
+
+
+def test_a_checkpoint_without_checksums_from_before_them_is_still_resumed(tmp_path, caplog):
+  straight, old = str(tmp_path / 'straight'), str(tmp_path / 'old')
+  with mock_data():
+    expected = train_and_evaluate(_config(16), straight)
+    assert train_and_evaluate(_config(16), old, stop_after=8) is None
+    meta_path = os.path.join(old, 'checkpoints', '8', 'meta', 'metadata')
+    meta = json.load(open(meta_path))
+    del meta['crc32']  # As every checkpoint written before checksums were.
+    json.dump(meta, open(meta_path, 'w'))
+    resumed = train_and_evaluate(_config(16), old)
+  assert _without_wall(resumed) == _without_wall(expected)
+  assert not os.path.exists(os.path.join(old, CORRUPT_DIR))
+  assert any('no checksums' in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_whose_only_checkpoint_is_bad_stops_instead_of_starting_over(tmp_path):
+  workdir = str(tmp_path / 'run')
+  with mock_data():
+    assert train_and_evaluate(_config(16), workdir, stop_after=8) is None
+    _flip_bytes(_largest_file(os.path.join(workdir, 'checkpoints', '8', 'state')))
+    before = read_metrics(workdir)
+    with pytest.raises(CorruptCheckpointError, match=r'checkpoints/8 is corrupt.*no older checkpoint'):
+      train_and_evaluate(_config(16), workdir)
+  assert os.path.exists(os.path.join(workdir, 'checkpoints', '8'))  # Left where it is, for the user.
+  assert read_metrics(workdir) == before  # Nothing of the run's history is lost.
+
+
+def test_a_run_killed_between_its_final_checkpoint_and_its_summary_logs_the_final_metrics_once(tmp_path):
+  workdir = str(tmp_path / 'run')
+  with mock_data():
+    summary = train_and_evaluate(tiny_config(steps=4), workdir)
+    os.remove(os.path.join(workdir, 'summary.json'))  # As if killed during the final evaluation.
+    assert train_and_evaluate(tiny_config(steps=4), workdir) == summary | {'wall_seconds': mock.ANY}
+  finals = [r for r in read_metrics(workdir) if any(k.startswith('final/') for k in r)]
+  assert len(finals) == 1 and finals[0]['step'] == 4
+
+
+def test_stop_requests_are_shared_by_nested_runs_and_a_second_ctrl_c_stops_at_once():
+  with preemption.watch() as outer:
+    with preemption.watch() as inner:
+      assert inner is outer  # A request during one run of an experiment also stops the next.
+    os.kill(os.getpid(), signal.SIGINT)
+    assert outer.requested(1, 1)
+    os.kill(os.getpid(), signal.SIGTERM)  # A repeated SIGTERM only asks again.
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+  assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -56,7 +56,9 @@ class Checkpointer:
     except Exception as e:  # noqa: BLE001  TensorStore and orbax raise many kinds for damaged files.
       raise CorruptCheckpointError(f'checkpoint {path} cannot be read: {type(e).__name__}: '
                                    f'{str(e).splitlines()[0][:200] if str(e) else ""}') from e
-    if restored.meta.get('crc32') != fingerprint(restored.state):
+    if 'crc32' not in restored.meta:  # Written before checkpoints carried checksums: not verifiable.
+      logging.warning('checkpoint %s has no checksums to verify it against', path)
+    elif restored.meta['crc32'] != fingerprint(restored.state):
       raise CorruptCheckpointError(f'checkpoint {path} is corrupt: its arrays do not match the '
                                    'checksums saved with them')
     return restored.state, restored.meta
@@ -65,11 +67,16 @@ class Checkpointer:
     """(step, state, meta) of the newest good checkpoint, or (0, like, None) when there is none.
 
     A bad checkpoint is logged by path and moved to <workdir>/corrupt/, and the one before it is tried.
+    When the oldest one is bad too, CorruptCheckpointError: starting over is the user's call.
     """
-    for step in sorted(self._manager.all_steps(), reverse=True):
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
       try:
         return (step, *self.restore(step, like))
       except CorruptCheckpointError as e:
+        if i == len(steps) - 1:
+          raise CorruptCheckpointError(f'{e}, and no older checkpoint is left; move it away to start '
+                                       'the run over') from e
         logging.error('%s; resuming from the checkpoint before it', e)
         self._quarantine(step)
     return 0, like, None

@@ -14,12 +14,24 @@ import time
 import jax
 
 LOCK_FILE = '.lock'
+RETRIES = 10  # x 0.1 s
 EXIT_CODE = 73  # sysexits.h EX_CANTCREAT: the run directory cannot be written by this process.
 _held: set[str] = set()  # Lock paths this process holds.
 
 
 class WorkdirBusyError(RuntimeError):
   """Another live process holds the run directory."""
+
+
+def _try_lock(fd: int) -> bool:
+  """Take the exclusive lock, trying for a second: is_locked's brief shared probe must not refuse it."""
+  for _ in range(RETRIES):
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      return True
+    except BlockingIOError:
+      time.sleep(0.1)
+  return False
 
 
 @contextlib.contextmanager
@@ -33,12 +45,10 @@ def workdir_lock(workdir: str):
     return
   fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _try_lock(fd):
       holder = os.pread(fd, 512, 0).decode(errors='replace').strip() or 'an unknown process'
       raise WorkdirBusyError(f'{workdir} is in use by {holder}; wait for it to finish, stop it, or use '
-                             'another --workdir') from None
+                             'another --workdir')
     os.ftruncate(fd, 0)
     os.pwrite(fd, f'pid {os.getpid()} on {socket.gethostname()} since '
                   f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n'.encode(), 0)

@@ -105,9 +105,9 @@ def train_and_evaluate(config, workdir: str, *, stop_after: int | None = None) -
   """Train per `config` in `workdir` and return the run summary (the task's metrics, params, time).
 
   `stop_after` ends the session at that step as a preemption would (checkpoint, no final eval,
-  returns None); the next call resumes there. SIGTERM or SIGINT stops at the next step boundary with a
-  checkpoint there and raises PreemptedError (status 'preempted'). A second process on the same
-  `workdir` is refused (lock.WorkdirBusyError).
+  returns None); the next call resumes there. SIGTERM, SIGINT or SIGUSR2 stops at the next step
+  boundary with a checkpoint there and raises PreemptedError (status 'preempted'). A second process on
+  the same `workdir` is refused (lock.WorkdirBusyError).
   """
   validate(config, stop_after)
   with workdir_lock(workdir), preemption.watch() as preempt:
@@ -120,8 +120,9 @@ def train_and_evaluate(config, workdir: str, *, stop_after: int | None = None) -
     except DivergedError as e:
       record.set_status('diverged', error=str(e))
       raise
-    except PreemptedError as e:
-      record.set_status('preempted', error=str(e))
+    except (PreemptedError, KeyboardInterrupt) as e:  # Resumable from the newest checkpoint.
+      record.set_status('preempted', error=str(e) or 'interrupted (Ctrl-C twice): resumes from the newest '
+                        'checkpoint')
       raise
     except BaseException as e:
       record.set_status('failed', error=f'{type(e).__name__}: {e}')
@@ -181,6 +182,8 @@ def _train(config, workdir, record, stop_after, preempt):
     session_start = time.time()
     end = start if stopped else total_steps if stop_after is None else min(stop_after, total_steps)
     done = start
+    if start < end and preempt.requested(start, config.train.log_every):  # Asked before this run began.
+      raise PreemptedError(f'preempted: stopped at step {start} of {total_steps} before training on')
     for step in range(start, end):
       idx = batching.train_indices(num_train, batch_size, config.seed, step)[part]
       state, metrics = train_step(state, sharding.put_batch(mesh, batching.gather(train_split, idx)))

@@ -1,8 +1,9 @@
-"""Preemption: SIGTERM or SIGINT asks the loop to checkpoint at the next step boundary and stop.
+"""Preemption: SIGTERM, SIGINT or SIGUSR2 asks the loop to checkpoint at the next step boundary and stop.
 
-Schedulers (SLURM, Kubernetes, Cloud TPU maintenance) send SIGTERM some time before they kill a job;
-Ctrl-C sends SIGINT. The first such signal only sets a flag, which the loop reads after each step; a
-second one acts as usual (terminates, or raises KeyboardInterrupt), for a loop that does not respond.
+Schedulers send SIGTERM some time before they kill a job (SLURM, Kubernetes, Cloud TPU maintenance);
+SLURM through submitit sends SIGUSR2 before a time limit; Ctrl-C sends SIGINT. A signal only sets a
+flag, which the loop reads after each step, so a repeated SIGTERM (a scheduler and a launcher both
+passing it on) changes nothing; a second SIGINT stops at once, for a loop that does not respond.
 """
 
 import contextlib
@@ -13,7 +14,7 @@ import jax
 import numpy as np
 from absl import logging
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 EXIT_CODE = 75  # sysexits.h EX_TEMPFAIL: "temporary failure, retry later"; the run resumes when rerun.
 
 
@@ -29,10 +30,11 @@ class Preemption:
 
   def _handle(self, signum, frame):
     del frame
-    logging.warning('%s received: checkpointing at the next step boundary, then exiting (send it again '
-                    'to stop at once)', signal.Signals(signum).name)
+    if signum == signal.SIGINT and self._requested:
+      raise KeyboardInterrupt
+    logging.warning('%s received: checkpointing at the next step boundary, then exiting%s',
+                    signal.Signals(signum).name, ' (Ctrl-C again stops at once)' * (signum == signal.SIGINT))
     self._requested = True
-    signal.signal(signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler)
 
   def requested(self, step: int, every: int) -> bool:
     """Whether to stop after `step`. One process sees it at once; several agree every `every` steps, as
@@ -45,16 +47,22 @@ class Preemption:
     return bool(np.any(multihost_utils.process_allgather(np.array(self._requested))))
 
 
+_active: list[Preemption] = []  # The outermost watch's Preemption: one request serves every run.
+
+
 @contextlib.contextmanager
 def watch():
-  """A Preemption that the body can poll; the previous signal handlers come back afterwards."""
-  preemption = Preemption()
-  if threading.current_thread() is not threading.main_thread():  # Only the main thread may set them.
-    yield preemption
+  """A Preemption that the body can poll; the previous signal handlers come back afterwards. Nested
+  watches share the outer one, so a request during one run of an experiment also stops the next."""
+  if _active or threading.current_thread() is not threading.main_thread():  # Only it may set handlers.
+    yield _active[0] if _active else Preemption()
     return
+  preemption = Preemption()
   previous = {s: signal.signal(s, preemption._handle) for s in SIGNALS}
+  _active.append(preemption)
   try:
     yield preemption
   finally:
+    _active.clear()
     for s, handler in previous.items():
       signal.signal(s, handler)

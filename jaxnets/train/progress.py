@@ -27,7 +27,7 @@ class Progress:
 
   def __init__(self, writer, total_steps: int, batch_size: int, lr: float):
     self._writer, self._total, self._batch, self._lr = writer, total_steps, batch_size, lr
-    self._pending, self._since = [], time.time()
+    self._pending, self._since, self._restored = [], time.time(), 0
 
   def add(self, metrics) -> None:
     """Keep one step's metrics (still on device) for the window."""
@@ -43,6 +43,7 @@ class Progress:
     """Continue the log window saved by `window`."""
     self._pending = [{group: {k: np.asarray(v, dtype) for k, (v, dtype) in metrics.items()}
                       for group, metrics in step.items()} for step in window]
+    self._restored = len(window)  # Steps of the window trained before the clock started.
 
   def pause_clock(self, since: float) -> None:
     """Exclude time spent since `since` (evaluation) from the throughput."""
@@ -57,11 +58,11 @@ class Progress:
       raise DivergedError(f'diverged: training loss is {task["loss"]} at step {step}; lower '
                           f'optimizer.lr={self._lr} or add clipping')
     now = time.time()
-    rate = len(host) * self._batch / (now - self._since)
+    rate = (len(host) - self._restored) * self._batch / (now - self._since)
     logged = {f'train/{k}': v for k, v in (task | diagnostics).items()}
     self._writer.write(step, logged | {'train/img_per_s': rate})
     others = '  '.join(f'{k} {v:.3f}' for k, v in task.items() if k != 'loss')  # jit sorted the names.
     shown = f'loss {task["loss"]:.4f}  {others}'.rstrip()
     logging.info('step %d/%d  %s  %.0f img/s  ETA %s', step, self._total, shown, rate,
                  _eta((self._total - step) * self._batch / rate))
-    self._pending, self._since = [], now
+    self._pending, self._since, self._restored = [], now, 0

@@ -16,15 +16,18 @@ _PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'tensorflow-c
 
 
 def versions() -> dict:
-  """Python, platform, devices, XLA flags and the versions of the libraries a result depends on."""
+  """Python, platform, devices, usable CPU cores, XLA flags and the versions of the libraries a result
+  depends on."""
   found = {}
   for name in _PACKAGES:
     try:
       found[name] = metadata.version(name)
     except metadata.PackageNotFoundError:
       pass
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
   return {'python': sys.version.split()[0], 'platform': platform.platform(),
           'devices': [str(d) for d in jax.devices()], 'process_count': jax.process_count(),
+          'cpu_cores': cores,  # XLA's CPU results depend on how many threads split each reduction.
           'xla_flags': os.environ.get('XLA_FLAGS', ''), 'packages': found}
 
 

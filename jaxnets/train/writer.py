@@ -28,12 +28,11 @@ class MetricWriter:
     the TensorBoard events anew from what is kept, so both read as one run with each step once."""
     if not self._active:
       return
-    kept = []
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        kept = [json.loads(line) for line in f if step and json.loads(line)['step'] <= step]
-      with open(self.path, 'w') as f:
-        f.writelines(json.dumps(record, allow_nan=False) + '\n' for record in kept)
+    kept = [r for r in read_metrics(os.path.dirname(self.path)) if step and r['step'] <= step and
+            not (r['step'] == step and any(k.startswith('final/') for k in r))]  # The end is redone.
+    with open(self.path + '.tmp', 'w') as f:
+      f.writelines(json.dumps(record, allow_nan=False) + '\n' for record in kept)
+    os.replace(self.path + '.tmp', self.path)  # A kill now leaves the old log or the new, whole.
     shutil.rmtree(self._tb_dir, ignore_errors=True)  # Event files are append-only: rewritten whole.
     self._tb = self._tf.summary.create_file_writer(self._tb_dir)
     for record in kept:
@@ -64,9 +63,12 @@ class MetricWriter:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """Every record of a run's metrics.jsonl, in order."""
+  """Every record of a run's metrics.jsonl, in order; a last line cut short by a kill is left out."""
   path = os.path.join(workdir, 'metrics.jsonl')
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [json.loads(line) for line in f]
+    lines = f.readlines()
+  if lines and not lines[-1].endswith('\n'):
+    lines.pop()
+  return [json.loads(line) for line in lines]
