@@ -14,6 +14,7 @@ A trial that is already done when its task starts (a requeue after the end) retu
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -103,5 +104,5 @@ def submit(study, names: list[str], params: dict, wait: bool) -> list:
 def describe(study, names: list[str], params: dict) -> str:
   """What `submit` would do: the array's parameters and its tasks' commands."""
   lines = [f'slurm: one array of {len(names)} tasks through submitit, parameters {params}']
-  lines += [f'  task {i}: {" ".join(study.command(name)[1:])}' for i, name in enumerate(names)]
+  lines += [f'  task {i}: {shlex.join(study.command(name))}' for i, name in enumerate(names)]
   return '\n'.join(lines)

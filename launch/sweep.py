@@ -47,7 +47,7 @@ def _print(study, todo: list[str]) -> None:
   """Each trial's status, overrides and command; nothing runs."""
   for name in study.trials:
     mark = 'run ' if name in todo else 'skip'
-    print(f'{mark} {name:40s} {study.status(name):11s} {shlex.join(study.command(name)[1:])}')
+    print(f'{mark} {name:40s} {study.status(name):11s} {shlex.join(study.command(name))}')
   print(f'{len(todo)} of {len(study.trials)} trials would run')
 
 

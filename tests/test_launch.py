@@ -64,6 +64,9 @@ def test_print_lists_every_trial_with_its_command_and_runs_nothing(tmp_path):
   assert len(lines) == 6 and '6 of 6 trials would run' in out
   assert '--config.train.steps=7' in lines[0] and '--config.optimizer.lr=0.01 --config.seed=0' in lines[0]
   assert not os.path.exists(tmp_path / 'sw')
+  code, out = _finish(_sweep(str(tmp_path / 'sw'), '--executor=print', '--partition=gpu', '--gpus_per_task=1'))
+  assert code == 0 and "one array of 6 tasks through submitit" in out and "'slurm_gpus_per_task': 1" in out
+  assert "'slurm_partition': 'gpu'" in out and sum(line.startswith('  task ') for line in out.splitlines()) == 6
 
 
 def test_a_bad_trial_value_fails_before_anything_trains(tmp_path):
