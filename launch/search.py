@@ -74,6 +74,7 @@ def _claim(run_dir: str) -> bool:
 
 
 def _alive(pid: int) -> bool:
+  """Whether process `pid` exists on this host."""
   try:
     os.kill(pid, 0)
     return True
@@ -85,6 +86,7 @@ def _ask(study, optuna_study, space, n_trials: int):
   """(optuna trial number, name) of the trial to run next: an interrupted one (still running in optuna,
   its run resumable and unclaimed), else a new one; None once the study has `n_trials`."""
   with _locked(study.directory):
+    study.trials.update(study_lib.load(study.directory).trials)  # Other workers' trials too.
     by_number = {int(n.split('-', 1)[0]): n for n in study.trials}
     for trial in optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
       name = by_number.get(trial.number)
