@@ -19,9 +19,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow serves only TFD
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from experiments import config_files  # noqa: E402
 from jaxnets import xla_env  # noqa: E402
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Not locked, so that an override may set a model's, task's or optimizer's field the file left at its
 # default; main() then checks every field against the default config (experiment.check_fields).
@@ -46,22 +46,10 @@ def resolve_config_argv(argv: list[str]) -> list[str]:
     separate = i > 0 and argv[i - 1] == '--config'
     if separate or arg.startswith('--config='):
       path, sep, variant = (arg if separate else arg[len('--config='):]).partition(':')
-      local = os.path.join(_HERE, path)
-      if not os.path.isfile(path):
-        if not os.path.isfile(local):
-          raise FileNotFoundError(_missing_config(path, local))
-        path = local
+      path = config_files.locate(path)
       arg = f'{path}{sep}{variant}' if separate else f'--config={path}{sep}{variant}'
     out.append(arg)
   return out
-
-
-def _missing_config(path: str, local: str) -> str:
-  """One line: the config `path` is neither as given nor at `local`; the configs that do exist."""
-  directory = os.path.join(_HERE, 'configs')
-  names = sorted(f for f in os.listdir(directory) if f.endswith('.py') and f != '__init__.py')
-  return (f'--config: no file {path!r} (tried {os.path.abspath(path)} and {local}); the configs in '
-          f'{directory}: {", ".join("configs/" + name for name in names)}')
 
 
 def default_workdir(config_arg: str) -> str:

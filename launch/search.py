@@ -21,7 +21,7 @@ import optuna
 from absl import logging
 
 from jaxnets import experiment, sweeps, tasks
-from jaxnets.train import preemption
+from jaxnets.train import preemption, record as record_lib
 from launch import local, study as study_lib
 
 JOURNAL = 'optuna.journal'
@@ -54,9 +54,7 @@ def _record(directory: str, config_arg: str, overrides: list, space, name=None, 
     record = saved
   if name is not None:
     record['trials'][name] = trial
-  with open(path + '.tmp', 'w') as f:
-    json.dump(record, f, indent=2)
-  os.replace(path + '.tmp', path)
+  record_lib.write_json(path, record, sort_keys=False)
   return record
 
 

@@ -15,8 +15,9 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import config_files
 from jaxnets import experiment, sweeps
-from jaxnets.train import lock
+from jaxnets.train import lock, record as record_lib
 
 SWEEP_FILE = 'sweep.json'
 # Where a trial stands. 'interrupted': it was running, and its process is gone (kill -9, a lost node).
@@ -29,17 +30,14 @@ def config_path(config_arg: str) -> tuple[str, str]:
   """(absolute path of the config file, variant) for 'configs/x.py[:variant]', as experiments.main reads
   it: from the current directory, else from experiments/."""
   path, _, variant = config_arg.partition(':')
-  for candidate in (path, os.path.join(REPO, 'experiments', path)):
-    if os.path.isfile(candidate):
-      return os.path.abspath(candidate), variant
-  raise FileNotFoundError(f'config file {path!r} not found (nor {os.path.join(REPO, "experiments", path)})')
+  return os.path.abspath(config_files.locate(path)), variant
 
 
 def portable_config_arg(config_arg: str) -> str:
   """The config argument as trials (run from the repository root) find it: 'configs/x.py' as given
   when it is under experiments/, else the file's absolute path."""
   path, variant = config_path(config_arg)
-  relative = os.path.relpath(path, os.path.join(REPO, 'experiments'))
+  relative = os.path.relpath(path, config_files.EXPERIMENTS)
   given = relative if not relative.startswith('..') else path
   return given + (f':{variant}' if variant else '')
 
@@ -136,9 +134,7 @@ class Study:
                          'use a new --sweep_dir, or the same command to resume it')
       return
     os.makedirs(self.directory, exist_ok=True)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(record, f, indent=2)
-    os.replace(path + '.tmp', path)
+    record_lib.write_json(path, record, sort_keys=False)  # Trials in declaration order.
 
 
 def _jsonable(overrides: dict) -> dict:

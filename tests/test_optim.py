@@ -320,6 +320,7 @@ def test_each_optimizer_takes_only_its_own_settings():
     (dict(name='momentum', momentum=1.5), r'optimizer\.momentum must be in \[0, 1\), got 1\.5'),
     (dict(name='adam', b2=1.0), r'optimizer\.b2 must be in \[0, 1\), got 1\.0'),
     (dict(name='adam', eps=0.0), r'optimizer\.eps must be > 0, got 0\.0'),
+    (dict(lr=-1.0), r'optimizer\.lr must be > 0, got -1\.0'),
 ])
 def test_settings_out_of_range_name_the_field(overrides, message):
   with pytest.raises(ValueError, match=message):

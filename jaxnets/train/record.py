@@ -41,11 +41,11 @@ def strict_json(value):
   return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _write_json(path: str, value) -> None:
-  """Write `value` as strict JSON atomically."""
+def write_json(path: str, value, sort_keys: bool = True) -> None:
+  """Write `value` as strict JSON atomically (keys sorted, unless their order means something)."""
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
-    json.dump(strict_json(value), f, indent=2, sort_keys=True, allow_nan=False)
+    json.dump(strict_json(value), f, indent=2, sort_keys=sort_keys, allow_nan=False)
   os.replace(tmp, path)  # Atomic: a crash never leaves half a file.
 
 
@@ -83,7 +83,7 @@ def claim_config(workdir: str, config, filename: str = 'config.json', previous=(
     else:
       logging.info('%s: nothing was trained with its old config; replacing it', workdir)
   if jax.process_index() == 0:
-    _write_json(path, resolved)
+    write_json(path, resolved)
 
 
 class RunRecord:
@@ -110,12 +110,12 @@ class RunRecord:
     sessions = _read_json(path) if os.path.exists(path) else []
     sessions.append({'start_step': start_step, 'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                      **versions()})
-    _write_json(path, sessions)
+    write_json(path, sessions)
 
   def set_status(self, status: str, **details) -> None:
     """running / done / failed / diverged / preempted, with details such as the error."""
     if self._writer:
-      _write_json(self._path('status.json'), {'status': status, **details})
+      write_json(self._path('status.json'), {'status': status, **details})
 
   def is_done(self) -> bool:
     """Whether the run finished (its summary is written)."""
@@ -128,7 +128,7 @@ class RunRecord:
   def finish(self, summary: dict) -> None:
     """Write the summary and mark the run done."""
     if self._writer:
-      _write_json(self._path('summary.json'), summary)
+      write_json(self._path('summary.json'), summary)
     self.set_status('done')
 
 
