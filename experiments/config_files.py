@@ -1,7 +1,10 @@
-"""Where a --config path points: as given, else under experiments/ (so 'configs/x.py' works from the
-repository root and from any directory). Light on imports: the command line checks it before JAX starts."""
+"""The command lines' shared parts: where a --config path points (as given, else under experiments/, so
+'configs/x.py' works from the repository root and from any directory) and the one-line error exit. Light
+on imports: the command line checks its config file before JAX starts."""
 
 import os
+import sys
+from typing import NoReturn
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -18,3 +21,26 @@ def locate(path: str) -> str:
   names = sorted(f for f in os.listdir(directory) if f.endswith('.py') and f != '__init__.py')
   raise FileNotFoundError(f'--config: no file {path!r} (tried {os.path.abspath(path)} and {local}); the '
                           f'configs in {directory}: {", ".join("configs/" + name for name in names)}')
+
+
+def resolve_config_argv(argv: list[str]) -> list[str]:
+  """Let --config=configs/x.py (or --config configs/x.py) name experiments/configs/x.py from the repo root.
+
+  A file found in neither place is a FileNotFoundError naming both paths and the configs there are,
+  raised before JAX or TensorFlow is imported (ml_collections would fail seconds later with a traceback).
+  """
+  out = []
+  for i, arg in enumerate(argv):
+    separate = i > 0 and argv[i - 1] == '--config'
+    if separate or arg.startswith('--config='):
+      path, sep, variant = (arg if separate else arg[len('--config='):]).partition(':')
+      path = locate(path)
+      arg = f'{path}{sep}{variant}' if separate else f'--config={path}{sep}{variant}'
+    out.append(arg)
+  return out
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+  """Stop with one line on stderr naming what is wrong (absl's UsageError would print the whole help)."""
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(code)

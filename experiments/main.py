@@ -12,14 +12,13 @@ import logging as std_logging
 import os
 import sys
 import time
-from typing import NoReturn
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow serves only TFDS here.
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from experiments import config_files  # noqa: E402
+from experiments.config_files import fail, resolve_config_argv  # noqa: E402
 from jaxnets import xla_env  # noqa: E402
 
 
@@ -35,23 +34,6 @@ flags.DEFINE_integer('process_id', None, 'This process index (multi-host).')
 flags.mark_flags_as_required(['config'])
 
 
-def resolve_config_argv(argv: list[str]) -> list[str]:
-  """Let --config=configs/x.py (or --config configs/x.py) name experiments/configs/x.py from the repo root.
-
-  A file found in neither place is a FileNotFoundError naming both paths and the configs there are,
-  raised before JAX or TensorFlow is imported (ml_collections would fail seconds later with a traceback).
-  """
-  out = []
-  for i, arg in enumerate(argv):
-    separate = i > 0 and argv[i - 1] == '--config'
-    if separate or arg.startswith('--config='):
-      path, sep, variant = (arg if separate else arg[len('--config='):]).partition(':')
-      path = config_files.locate(path)
-      arg = f'{path}{sep}{variant}' if separate else f'--config={path}{sep}{variant}'
-    out.append(arg)
-  return out
-
-
 def default_workdir(config_arg: str) -> str:
   """runs/<config name>[-<variant>]-<date-time>."""
   path, _, variant = config_arg.partition(':')
@@ -64,12 +46,6 @@ def quiet_libraries() -> None:
   noisy = ('/orbax/', '/tensorflow_datasets/')
   logging.get_absl_handler().addFilter(
       lambda r: r.levelno >= std_logging.WARNING or not any(n in r.pathname for n in noisy))
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-  """Stop with one line on stderr naming what is wrong (absl's UsageError would print the whole help)."""
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(code)
 
 
 def main(argv):
@@ -107,7 +83,7 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  xla_env.configure_host_devices()  # Before main() imports JAX.
+  xla_env.configure()  # Before main() imports JAX.
   try:
     sys.argv = resolve_config_argv(sys.argv)
   except FileNotFoundError as e:

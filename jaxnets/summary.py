@@ -97,7 +97,13 @@ def _mult_adds(module, kernel, input_shape: tuple, output_shape: tuple) -> int:
 
 
 def summarize(model: nn.Module, input_shape) -> Summary:
-  """Trace `model` on one image of `input_shape` (no batch axis) abstractly; per-layer and total cost."""
+  """Trace `model` on one image of `input_shape` (no batch axis) abstractly; per-layer and total cost.
+
+  A model that can scan its blocks is summarized unrolled (same parameters), since a scanned body is traced
+  once and would count one layer's cost for the whole stage.
+  """
+  if 'scan' in {f.name for f in dataclasses.fields(model)}:
+    model = model.clone(scan=False)
   calls = []
 
   def record(next_fun, args, kwargs, context):

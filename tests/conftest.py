@@ -7,7 +7,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from jaxnets import xla_env  # noqa: E402
 
-xla_env.configure_host_devices()
+xla_env.configure()
 
 import pytest  # noqa: E402
 

@@ -57,7 +57,7 @@ def mock_data():
 
 def main(argv):
   """Train the tiny config in argv[1] (optionally as one process of a multi-host job); print the summary."""
-  xla_env.configure_host_devices()  # Before JAX starts: forced host devices need their threads.
+  xla_env.configure()  # Before JAX starts: forced host devices need their threads.
   if '--distributed' in argv:
     import jax  # noqa: PLC0415
     flags = dict(a[2:].split('=', 1) for a in argv if a.startswith('--') and '=' in a)

@@ -65,6 +65,9 @@ def get_config(arg: str | None = None):
   c.train.early_stopping_patience = 0
   # Weight of the task's loss on outputs a model sows as 'aux_outputs' (GoogLeNet's auxiliary classifiers).
   c.train.aux_loss_weight = 0.3
+  # The dtype the model computes in: 'float32', or 'bfloat16' (mixed precision: parameters, optimizer and
+  # BatchNorm state, loss and gradients stay float32; see jaxnets/train/precision.py).
+  c.train.compute_dtype = 'float32'
 
   # Several runs from one config: whitespace-separated 'field=v1,v2' axes, crossed (see jaxnets.experiment).
   c.experiment = ml_collections.ConfigDict()

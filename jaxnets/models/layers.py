@@ -8,6 +8,7 @@ from typing import Callable, Optional
 
 import flax.linen as nn
 
+from jaxnets.nn import conv as conv_ops
 from jaxnets.nn import initializers
 
 # He et al. (2015) initialization, the one the ResNet paper uses: N(0, 2 / fan_in).
@@ -15,10 +16,13 @@ he_normal = initializers.get('he_normal')
 
 
 def conv(features: int, kernel_size: int = 3, strides: int = 1, name: Optional[str] = None) -> nn.Conv:
-  """A bias-free, He-initialized k x k convolution padded by k // 2 on each side (torchvision's padding)."""
+  """A bias-free, He-initialized k x k convolution padded by k // 2 on each side (torchvision's padding).
+
+  Its gradients are written in the layout XLA CPU runs fast inside nn.scan (jaxnets.nn.conv).
+  """
   k = kernel_size
   return nn.Conv(features, (k, k), (strides, strides), padding=[(k // 2, k // 2)] * 2, use_bias=False,
-                 kernel_init=he_normal, name=name)
+                 kernel_init=he_normal, name=name, conv_general_dilated=conv_ops.conv_general_dilated)
 
 
 def batch_norm(train: bool, momentum: float = 0.9, epsilon: float = 1e-5, name: Optional[str] = None):

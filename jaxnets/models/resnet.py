@@ -10,6 +10,7 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxnets.models import stack
 from jaxnets.models.layers import BNActConv, ConvBN, batch_norm, conv
 from jaxnets.nn import pooling
 
@@ -136,6 +137,8 @@ class CifarResNet(nn.Module):
   residual: bool = True
   shortcut: str = 'A'
   widths: tuple = (16, 32, 64)
+  scan: bool | None = None  # None: scan when a stage has SCAN_FROM blocks or more (jaxnets.models.stack).
+  remat: bool = False  # Recompute blocks' activations in the backward pass (saves memory in scanned stages).
 
   @nn.compact
   def __call__(self, x, train: bool = False, endpoints: bool = False):
@@ -143,10 +146,9 @@ class CifarResNet(nn.Module):
     x = ConvBN(self.widths[0], 3, 1, name='stem')(x, train)
     features = {'stem': x}
     for i, width in enumerate(self.widths):
-      for j in range(n):
-        strides = 2 if i > 0 and j == 0 else 1
-        x = BasicBlock(width, strides, self.residual, self.shortcut,
-                       name=f'stage{i + 1}_block{j}')(x, train)
+      block = {'features': width, 'residual': self.residual, 'shortcut': self.shortcut}
+      x = stack.stage(x, train, BasicBlock, n, f'stage{i + 1}', stack.resolve_scan(self.scan, [n]), self.remat,
+                      first={**block, 'strides': 2 if i > 0 else 1}, rest=block)
       features[f'stage{i + 1}'] = x
     if endpoints:
       return features
@@ -179,6 +181,8 @@ class ResNet(nn.Module):
   version: str = 'v1'
   widths: tuple = (64, 128, 256, 512)
   stem: str = 'imagenet'
+  scan: bool | None = None  # None: scan when a stage has SCAN_FROM blocks or more (jaxnets.models.stack).
+  remat: bool = False  # Recompute blocks' activations in the backward pass (saves memory in scanned stages).
 
   @nn.compact
   def __call__(self, x, train: bool = False, endpoints: bool = False):
@@ -193,8 +197,7 @@ class ResNet(nn.Module):
     if len(self.widths) != len(stage_sizes):
       raise ValueError(f'ImageNet ResNet widths={tuple(self.widths)} must give one width per stage, '
                        f'{len(stage_sizes)} of them')
-    if block_cls is BottleneckBlock:
-      block_cls = functools.partial(block_cls, stride_in_1x1=self.version == 'v1')
+    extra = {'stride_in_1x1': self.version == 'v1'} if block_cls is BottleneckBlock else {}
     if self.stem == 'imagenet':
       x = ConvBN(self.widths[0], 7, 2, name='stem')(x, train)
       features = {'stem': x}
@@ -204,9 +207,9 @@ class ResNet(nn.Module):
       x = ConvBN(self.widths[0], 3, 1, name='stem')(x, train)
       features = {'stem': x}
     for i, (width, n) in enumerate(zip(self.widths, stage_sizes)):
-      for j in range(n):
-        strides = 2 if i > 0 and j == 0 else 1
-        x = block_cls(width, strides, self.residual, self.shortcut, name=f'stage{i + 1}_block{j}')(x, train)
+      block = {'features': width, 'residual': self.residual, 'shortcut': self.shortcut, **extra}
+      x = stack.stage(x, train, block_cls, n, f'stage{i + 1}', stack.resolve_scan(self.scan, stage_sizes),
+                      self.remat, first={**block, 'strides': 2 if i > 0 else 1}, rest=block)
       features[f'stage{i + 1}'] = x
     if endpoints:
       return features
@@ -276,15 +279,16 @@ class PreActBottleneckBlock(_PreActBlock):
 PREACT_BLOCKS = {'basic': PreActBasicBlock, 'bottleneck': PreActBottleneckBlock}
 
 
-def preact_stages(x, train: bool, block_cls, widths, n: int, **block_kwargs):
+def preact_stages(x, train: bool, block_cls, widths, n: int, scan: bool, remat: bool, **block_kwargs):
   """Stages of n pre-activation blocks (stride 2 opening each stage after the first), then the final BN-relu.
 
-  Called inside a compact method, so the modules (stageK_blockJ, final_bn) belong to the caller.
+  Called inside a compact method, so the modules (stageK_blockJ or stageK_blocks, final_bn) belong to the
+  caller; `scan` and `remat` as in jaxnets.models.stack.stage.
   """
   for i, width in enumerate(widths):
-    for j in range(n):
-      strides = 2 if i > 0 and j == 0 else 1
-      x = block_cls(width, strides, **block_kwargs, name=f'stage{i + 1}_block{j}')(x, train)
+    block = {'features': width, **block_kwargs}
+    x = stack.stage(x, train, block_cls, n, f'stage{i + 1}', scan, remat,
+                    first={**block, 'strides': 2 if i > 0 else 1}, rest=block)
   return nn.relu(batch_norm(train, name='final_bn')(x))
 
 
@@ -299,12 +303,15 @@ class CifarPreActResNet(nn.Module):
   block: str = 'bottleneck'
   num_classes: int = 10
   widths: tuple = (16, 32, 64)
+  scan: bool | None = None  # None: scan when a stage has SCAN_FROM blocks or more (jaxnets.models.stack).
+  remat: bool = False  # Recompute blocks' activations in the backward pass (saves memory in scanned stages).
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     n = cifar_blocks_per_stage(self.depth, self.block)
     x = conv(self.widths[0], 3, name='stem')(x)
-    x = preact_stages(x, train, PREACT_BLOCKS[self.block], self.widths, n)
+    x = preact_stages(x, train, PREACT_BLOCKS[self.block], self.widths, n, stack.resolve_scan(self.scan, [n]),
+                      self.remat)
     x = pooling.global_avg_pool(x)
     return nn.Dense(self.num_classes, name='head')(x)
 

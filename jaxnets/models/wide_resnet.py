@@ -9,6 +9,7 @@ import functools
 
 import flax.linen as nn
 
+from jaxnets.models import stack
 from jaxnets.models.layers import conv
 from jaxnets.models.resnet import PreActBasicBlock, preact_stages
 from jaxnets.nn import pooling
@@ -32,6 +33,8 @@ class WideResNet(nn.Module):
   widen_factor: int = 10
   dropout: float = 0.0
   num_classes: int = 10
+  scan: bool | None = None  # None: scan when a stage has SCAN_FROM blocks or more (jaxnets.models.stack).
+  remat: bool = False  # Recompute blocks' activations in the backward pass (saves memory in scanned stages).
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -40,7 +43,8 @@ class WideResNet(nn.Module):
       raise ValueError(f'widen_factor must be a positive integer, got {self.widen_factor}')
     widths = tuple(w * self.widen_factor for w in (16, 32, 64))
     x = conv(16, 3, name='stem')(x)
-    x = preact_stages(x, train, PreActBasicBlock, widths, n, dropout=self.dropout)
+    x = preact_stages(x, train, PreActBasicBlock, widths, n, stack.resolve_scan(self.scan, [n]), self.remat,
+                      dropout=self.dropout)
     x = pooling.global_avg_pool(x)
     return nn.Dense(self.num_classes, name='head')(x)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxnets import data, models, optim, tasks
 from jaxnets.data.preprocess import Preprocess, parse_augment
-from jaxnets.train import diagnostics, sharding
+from jaxnets.train import diagnostics, precision, sharding
 from jaxnets.train.state import TrainState, init_state
 from jaxnets.train.step import jit_predict_step, jit_steps
 
@@ -50,11 +50,11 @@ class Setup:
   def jit_steps(self, preprocess: Preprocess, mesh):
     """(train_step, eval_step), jitted for the mesh."""
     return jit_steps(self.model, self.task, self.tx, self.schedule, self.config.optimizer, preprocess,
-                     self.layers, mesh, self.config.train.aux_loss_weight)
+                     self.layers, mesh, self.config.train.aux_loss_weight, self.config.train.compute_dtype)
 
   def jit_predict_step(self, preprocess: Preprocess, mesh):
     """predict_step(state, batch): the task's predictions, jitted for the mesh."""
-    return jit_predict_step(self.model, self.task, preprocess, mesh)
+    return jit_predict_step(self.model, self.task, preprocess, mesh, self.config.train.compute_dtype)
 
 
 def sample_batch(spec: data.DatasetSpec) -> dict:
@@ -79,6 +79,7 @@ def build(config) -> Setup:
   model = models.create(config.model.name, **model_fields)
   tx, schedule = optim.create(config.optimizer, config.train.steps)
   parse_augment(config.data.augment)
+  precision.check(config.train.compute_dtype)
   channels = spec.image_shape[-1] if 'image' in spec.features else 0
   unit_stats = (np.zeros(channels, np.float32), np.ones(channels, np.float32))
   shapes_only = Preprocess.from_config(config.data, unit_stats)

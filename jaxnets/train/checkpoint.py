@@ -34,6 +34,10 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 
+  def steps(self) -> list[int]:
+    """The steps of the checkpoints here, oldest first."""
+    return sorted(self._manager.all_steps())
+
   def delete_after(self, step: int) -> None:
     """Drop checkpoints past `step`: after a resume from `step` they belong to a future that is redone."""
     for later in self._manager.all_steps():

@@ -1,7 +1,7 @@
 """Jittable training diagnostics: l2 norms of gradients, parameters and updates, per layer group.
 
-A group is a top-level module with any `_blockN` suffix dropped (stem, stage1, stage2, ..., head), so
-the norms show where the gradient vanishes in a deep plain net.
+A group is a top-level module with any `_blockN` or `_blocks` (a scanned stage) suffix dropped (stem,
+stage1, stage2, ..., head), so the norms show where the gradient vanishes in a deep plain net.
 """
 
 import dataclasses
@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-_BLOCK_SUFFIX = re.compile(r'_block\d+$')
+_BLOCK_SUFFIX = re.compile(r'_block(\d+|s)$')
 
 
 def group_of(module_name: str) -> str:

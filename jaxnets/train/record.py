@@ -63,12 +63,17 @@ def _trained(workdir: str) -> bool:
   return False
 
 
+def resolved_config(config) -> dict:
+  """`config` as the JSON saved with a run (tuples as lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
 def claim_config(workdir: str, config, filename: str = 'config.json', previous=('config.json',)) -> None:
   """Save `config` resolved as `workdir/filename`, or check that the one saved there (or, for
   directories older than that file, the first of `previous`) is the same: a different config is refused
   where something was trained, so a resume never mixes two experiments; where nothing was (a run that
   failed before its first checkpoint), the new config replaces the old one."""
-  resolved = json.loads(config.to_json_best_effort())
+  resolved = resolved_config(config)
   path = os.path.join(workdir, filename)
   found = next((os.path.join(workdir, f) for f in (filename, *previous)
                 if os.path.exists(os.path.join(workdir, f))), None)

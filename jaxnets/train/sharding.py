@@ -1,7 +1,6 @@
 """Data parallelism over every device (all hosts) with one jax.sharding Mesh: batch split, state replicated."""
 
 import jax
-import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = 'data'

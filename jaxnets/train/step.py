@@ -7,6 +7,8 @@ outputs a model may sow, in training:
   - into 'aux_outputs': extra predictions of the task's own kind (GoogLeNet's auxiliary classifiers),
     each scored by the task's loss and weighted by train.aux_loss_weight, logged as train/loss/<name>.
 Every other mutable collection the model keeps (BatchNorm's 'batch_stats') is the state's `model_state`.
+The model computes in `compute_dtype` (config.train.compute_dtype; see jaxnets.train.precision): its
+outputs, the loss, the gradients and the whole state are float32 whatever that is.
 """
 
 import jax
@@ -14,7 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxnets import optim
-from jaxnets.train import diagnostics, sharding
+from jaxnets.train import diagnostics, precision, sharding
 from jaxnets.train.state import SOWN
 
 
@@ -28,17 +30,19 @@ def _named_terms(tree, term) -> dict:
   return out
 
 
-def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layers, aux_loss_weight=0.0):
+def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layers, aux_loss_weight=0.0,
+                    compute_dtype='float32'):
   """train_step(state, batch) -> (state, metrics): this batch's scalars, {'task': the task's training
   metrics, 'diagnostics': extra loss terms, total loss, learning rate, gradient/parameter/update norms}."""
+  apply = precision.mixed_apply(model.apply, compute_dtype)
 
   def train_step(state, batch):
     aug_key, dropout_key = jax.random.split(state.step_key())
     batch = preprocess.train(aug_key, batch)
 
     def loss_fn(params):
-      outputs, updates = model.apply({'params': params, **state.model_state}, task.inputs(batch), train=True,
-                                     mutable=[*state.model_state, *SOWN], rngs={'dropout': dropout_key})
+      outputs, updates = apply({'params': params, **state.model_state}, task.inputs(batch), train=True,
+                               mutable=[*state.model_state, *SOWN], rngs={'dropout': dropout_key})
       data_loss = jnp.mean(task.loss(outputs, batch))
       extra = _named_terms(updates.get('aux_outputs', {}),
                            lambda aux: aux_loss_weight * jnp.mean(task.loss(aux, batch)))
@@ -61,38 +65,41 @@ def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layers, aux_
   return train_step
 
 
-def make_eval_step(model, task, preprocess):
+def make_eval_step(model, task, preprocess, compute_dtype='float32'):
   """eval_step(state, batch, mask) -> the task's eval outputs; BatchNorm uses its running averages."""
+  apply = precision.mixed_apply(model.apply, compute_dtype)
 
   def eval_step(state, batch, mask):
     batch = preprocess.eval(batch)
-    outputs = model.apply({'params': state.params, **state.model_state}, task.inputs(batch), train=False)
+    outputs = apply({'params': state.params, **state.model_state}, task.inputs(batch), train=False)
     return task.eval_outputs(outputs, batch, mask)
 
   return eval_step
 
 
-def make_predict_step(model, task, preprocess):
+def make_predict_step(model, task, preprocess, compute_dtype='float32'):
   """predict_step(state, batch) -> the task's per-example predictions, in eval mode."""
+  apply = precision.mixed_apply(model.apply, compute_dtype)
 
   def predict_step(state, batch):
     batch = preprocess.eval(batch)
-    outputs = model.apply({'params': state.params, **state.model_state}, task.inputs(batch), train=False)
+    outputs = apply({'params': state.params, **state.model_state}, task.inputs(batch), train=False)
     return task.predict(outputs, batch)
 
   return predict_step
 
 
-def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layers, mesh, aux_loss_weight=0.0):
+def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layers, mesh, aux_loss_weight=0.0,
+              compute_dtype='float32'):
   """(train_step, eval_step) as the loop runs them: jitted, state donated, outputs replicated."""
   replicated = sharding.replicated(mesh)
   train_step = jax.jit(make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layers,
-                                       aux_loss_weight),
+                                       aux_loss_weight, compute_dtype),
                        donate_argnums=0, out_shardings=(replicated, replicated))
-  eval_step = jax.jit(make_eval_step(model, task, preprocess), out_shardings=replicated)
+  eval_step = jax.jit(make_eval_step(model, task, preprocess, compute_dtype), out_shardings=replicated)
   return train_step, eval_step
 
 
-def jit_predict_step(model, task, preprocess, mesh):
+def jit_predict_step(model, task, preprocess, mesh, compute_dtype='float32'):
   """The predict step, jitted with replicated outputs."""
-  return jax.jit(make_predict_step(model, task, preprocess), out_shardings=sharding.replicated(mesh))
+  return jax.jit(make_predict_step(model, task, preprocess, compute_dtype), out_shardings=sharding.replicated(mesh))
