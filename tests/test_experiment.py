@@ -58,7 +58,7 @@ def test_sweep_errors_name_the_bad_field_and_the_valid_ones(tmp_path):
   # A model field is checked against the model's own fields, for every run before any trains.
   c.experiment.sweep = 'model.depth=8,14 model.depht=8'
   with mock_data(), pytest.raises(ValueError, match=r"model 'cifar_resnet' takes no field 'depht'; its fields: "
-                                                    r"depth, num_classes, residual, shortcut, widths"):
+                                                    r"depth, num_classes, remat, residual, scan, shortcut, widths"):
     experiment.run(c, str(tmp_path))
   c.experiment.sweep = 'optimizer.lr=0.02,-1'
   with mock_data(), pytest.raises(ValueError, match=r'optimizer\.lr must be > 0, got -1'):

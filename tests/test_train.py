@@ -96,14 +96,14 @@ def _summary(process):
   return json.loads(out.strip().splitlines()[-1])
 
 
-def _assert_same_training(dir_a, dir_b, summary_a, summary_b):
+def _assert_same_training(dir_a, dir_b, summary_a, summary_b, rtol=2e-4):
   a, b = _train_metrics(dir_a), _train_metrics(dir_b)
   assert [r['step'] for r in a] == [r['step'] for r in b]
   for ra, rb in zip(a, b):
     for key in ra:
-      np.testing.assert_allclose(ra[key], rb[key], rtol=2e-4, atol=1e-5, err_msg=key)
-  np.testing.assert_allclose(summary_a['test_loss'], summary_b['test_loss'], rtol=2e-4)
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5),
+      np.testing.assert_allclose(ra[key], rb[key], rtol=rtol, atol=1e-5, err_msg=key)
+  np.testing.assert_allclose(summary_a['test_loss'], summary_b['test_loss'], rtol=rtol)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=2e-5),
                _final_params(dir_a)[1], _final_params(dir_b)[1])
 
 
@@ -200,7 +200,10 @@ def test_two_processes_train_like_one(tmp_path):
                if line.startswith('[0] {')]
   assert len(json.load(open(os.path.join(multi, 'versions.json')))[-1]['devices']) == 4
   assert json.load(open(os.path.join(multi, 'versions.json')))[-1]['process_count'] == 2
-  _assert_same_training(single, multi, summary_single, summaries[0])
+  # float32 sums in other orders: XLA's fused CPU build (jaxnets.xla_env) reduces differently in one
+  # process of 4 devices than in two of 2 (2.9e-4 relative on the first layer's gradient norm after 4
+  # steps; within 2e-4 with JAXNETS_CPU_FUSION=0).
+  _assert_same_training(single, multi, summary_single, summaries[0], rtol=1e-3)
 
 
 def _early_stopping_config(**train):
