@@ -38,9 +38,8 @@ print(json.dumps({'imports_s': imported - start, 'loop_s': time.perf_counter() -
 
 def first_step(args: list[str], cache: str | None) -> dict:
   """{'wall_s', 'imports_s', 'loop_s'} of one fresh process training to step 1, with `cache` (None: off)."""
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache or '', JAXNETS_COMPILATION_CACHE='1' if cache else '0')
-  if not cache:
-    env.pop('JAX_COMPILATION_CACHE_DIR')
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  env.update({'JAX_COMPILATION_CACHE_DIR': cache} if cache else {'JAXNETS_COMPILATION_CACHE': '0'})
   with tempfile.TemporaryDirectory() as workdir:
     start = time.perf_counter()
     done = subprocess.run([sys.executable, '-c', _CHILD, workdir, *args], env=env, capture_output=True, text=True,
