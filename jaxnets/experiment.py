@@ -16,6 +16,7 @@ import math
 import os
 
 import jax
+import numpy as np
 from absl import logging
 
 from jaxnets import assignments, data, plots, sweeps, tasks
@@ -201,7 +202,7 @@ def _run_all(config, workdir: str, runs: list, columns: list, plot) -> list[dict
     histories = {name: read_metrics(run_dir) for name, run_dir in run_dirs.items()}
     spec = data.spec(config.data.name)
     classes = spec.classes.get(tasks.target(config.task.name), ())
-    path = plot(plots.Report(results, histories, run_dirs, workdir, headline, classes))
+    path = plot(plots.Report(results, histories, run_dirs, workdir, headline, classes, spec.meta))
     logging.info('wrote %s, %s and %s', os.path.join(workdir, 'results.md'),
                  os.path.join(workdir, 'results.json'), path)
   if failures:
@@ -236,11 +237,33 @@ def _table(rows: list[dict], keys: list[str]) -> list[str]:
   return lines + ['| ' + ' | '.join(_cell(row.get(k, '')) for k in keys) + ' |' for row in rows]
 
 
+def seed_table(rows: list[dict]) -> list[str]:
+  """Markdown lines: for each group of runs that differ only in their seed, the mean and sample standard
+  deviation of every test metric over the seeds that finished; none without a seed column."""
+  if not any('seed' in row for row in rows):
+    return []
+  groups = {}
+  for row in rows:
+    groups.setdefault(sweeps.seed_group(row['name']), []).append(row)
+  metrics = [k for k in dict.fromkeys(k for row in rows for k in row)
+             if k.startswith('test_') and '/' not in k and k != 'test_examples']
+  out = []
+  for group, members in groups.items():
+    entry = {'name': group, 'seeds': sum(m.get('status') != 'diverged' for m in members)}
+    for key in metrics:
+      values = [m[key] for m in members if isinstance(m.get(key), float)]
+      if values:
+        spread = f' ± {np.std(values, ddof=1):.2g}' if len(values) > 1 else ''
+        entry[key] = f'{np.mean(values):.4g}{spread}'
+    out.append(entry)
+  return ['', 'Mean ± sample standard deviation over seeds:', ''] + _table(out, ['name', 'seeds', *metrics])
+
+
 def markdown_table(rows: list[dict]) -> str:
   """One row per run, a column per key (union, first-seen order); per-class test metrics (names with a
-  '/', e.g. test_iou/Trouser) in a second table."""
+  '/', e.g. test_iou/Trouser) in a second table; with a seed column, means and spreads over seeds."""
   keys = list(dict.fromkeys(k for row in rows for k in row))
-  lines = _table(rows, [k for k in keys if '/' not in k])
+  lines = _table(rows, [k for k in keys if '/' not in k]) + seed_table(rows)
   note = ('\ntrain_*: the task\'s metrics on a fixed subset of the training split (train_examples) in eval '
           'mode (BatchNorm running averages, no augmentation) after the last step; test_*: the whole test '
           'split (test_examples).\n')

@@ -240,16 +240,18 @@ def _scale_by_group(groups) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def keep_frozen(new, old, cfg):
+def keep_frozen(new, old, cfg, carried=()):
   """The model's other variables after a step ({'batch_stats': ...}), with those of frozen groups kept
   as in `old`. A variable's path within its collection is matched, as a parameter's is: with
   'backbone/.*=frozen', batch_stats/backbone/... stays put (in training mode a frozen BatchNorm layer
-  still normalizes by the batch's statistics; it only stops updating its running averages)."""
+  still normalizes by the batch's statistics; it only stops updating its running averages). A carried
+  recurrent state (the `carried` collections) is data, not weights: it always moves on."""
   groups = parse_groups(cfg.param_groups)
   if not any(m == 0 for _, m in groups):
     return new
-  return jax.tree_util.tree_map_with_path(
+  kept = jax.tree_util.tree_map_with_path(
       lambda p, n, o: o if _multiplier(_path(p[1:]), groups) == 0 else n, new, old)
+  return {k: new[k] if k in carried else v for k, v in kept.items()}
 
 
 def decay_mask(params):

@@ -18,7 +18,8 @@ import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxnets.data.specs import MASK_IGNORE  # noqa: E402
+from jaxnets import sweeps  # noqa: E402
+from jaxnets.data.specs import EOS_ID, MASK_IGNORE  # noqa: E402
 from jaxnets.registry import Registry  # noqa: E402
 
 PLOTS = Registry('report plot')
@@ -33,6 +34,7 @@ class Report:
   workdir: str  # Where the PNGs go.
   headline: object  # The task's Headline: the metric the curves show.
   class_names: tuple = ()  # Names of the task's classes (legends, box labels).
+  meta: dict = dataclasses.field(default_factory=dict)  # The dataset's facts (e.g. seq2seq source tokens).
 
   def predictions(self) -> list[tuple[str, dict]]:
     """(run name, its predictions.npz) of every run that finished (a diverged one has none): a few test
@@ -52,17 +54,32 @@ def series(history: list[dict], key: str, scale: float = 1.0):
   return [p[0] for p in points], [scale * p[1] for p in points]
 
 
+def _styles(rows: list[dict], label=lambda row: row['name']) -> list[tuple]:
+  """(colour, legend label or None) of each run: one colour per group of runs that differ only in their
+  seed, labelled once ('gru (3 seeds)'); up to 20 groups get distinct colours."""
+  groups = [sweeps.seed_group(row['name']) for row in rows]
+  order = list(dict.fromkeys(groups))
+  palette = plt.cm.tab10 if len(order) <= 10 else plt.cm.tab20
+  styles = []
+  for row, group in zip(rows, groups):
+    first = groups.index(group) == len(styles)
+    count = groups.count(group)
+    text = (f'{group} ({count} seeds)' if count > 1 else label(row)) if first else None
+    styles.append((palette(order.index(group) % palette.N), text))
+  return styles
+
+
 def _draw_runs(ax, report: Report, rows: list[dict], label) -> None:
-  """The headline metric in training dashed and on the test split solid for each run, one colour per run."""
+  """The headline metric in training dashed and on the test split solid for each run, one colour per run
+  (per group of seeds)."""
   name = report.headline.name
-  for i, row in enumerate(rows):
+  for row, (color, text) in zip(rows, _styles(rows, label)):
     history = report.histories[row['name']]
-    color = f'C{i}'
     steps, train = series(history, f'train/{name}', 100)
     ax.plot(steps, train, '--', color=color, linewidth=1)
     steps, test = series(history, f'test/{name}', 100)
     final = series(history, f'final/test_{name}', 100)
-    ax.plot(steps + final[0], test + final[1], '-', color=color, linewidth=2, label=label(row))
+    ax.plot(steps + final[0], test + final[1], '-', color=color, linewidth=2, label=text)
   ax.set_xlabel('iterations')
   ax.set_ylabel(f'{name} (%)')
   ax.grid(alpha=0.3)
@@ -79,9 +96,9 @@ def _curve_title(report: Report) -> str:
 def gradients(report: Report, label) -> str:
   """The first layer's weight-gradient norm against iterations (log scale); writes gradients.png."""
   fig, ax = plt.subplots(figsize=(7, 4.5))
-  for i, row in enumerate(report.rows):
+  for row, (color, text) in zip(report.rows, _styles(report.rows, label)):
     steps, norms = series(report.histories[row['name']], 'train/grad_norm/first_layer')
-    ax.semilogy(steps, norms, color=f'C{i}', label=label(row))
+    ax.semilogy(steps, norms, color=color, label=text)
   ax.set_xlabel('iterations')
   ax.set_ylabel('gradient norm at the first layer')
   ax.set_title('gradient reaching the first layer (mean over each log interval)')
@@ -90,11 +107,26 @@ def gradients(report: Report, label) -> str:
   return save_figure(fig, report.workdir, 'gradients.png')
 
 
+def grad_norms(report: Report) -> str:
+  """The whole gradient's norm (before any clipping) against iterations, log scale; writes grad_norms.png
+  (plus curves.png and gradients.png). Exploding gradients show as spikes, a stalled net as a collapse."""
+  fig, ax = plt.subplots(figsize=(9, 4.5))
+  for row, (color, text) in zip(report.rows, _styles(report.rows)):
+    ax.semilogy(*series(report.histories[row['name']], 'train/grad_norm/global'), color=color, label=text)
+  ax.set_xlabel('iterations')
+  ax.set_ylabel('global gradient norm (before clipping)')
+  ax.set_title('gradient norm (mean over each log interval)')
+  ax.grid(alpha=0.3, which='both')
+  ax.legend()
+  curves(report)
+  return save_figure(fig, report.workdir, 'grad_norms.png')
+
+
 def curves(report: Report) -> str:
   """Training loss (log scale) and headline curves of all runs; writes curves.png and gradients.png."""
   fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(13, 5))
-  for i, row in enumerate(report.rows):
-    loss_ax.semilogy(*series(report.histories[row['name']], 'train/loss'), color=f'C{i}', label=row['name'])
+  for row, (color, text) in zip(report.rows, _styles(report.rows)):
+    loss_ax.semilogy(*series(report.histories[row['name']], 'train/loss'), color=color, label=text)
   loss_ax.set_xlabel('iterations')
   loss_ax.set_ylabel('training loss (mean over each log interval)')
   loss_ax.grid(alpha=0.3, which='both')
@@ -121,10 +153,10 @@ def layer_gradients(report: Report) -> str:
   layer_gradients.png (plus curves.png and gradients.png). A vanishing gradient is a line falling
   towards the input."""
   fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-  for i, row in enumerate(report.rows):
+  for row, (color, text) in zip(report.rows, _styles(report.rows)):
     groups, first, last = _layer_norms(report.histories[row['name']])
     for ax, values in zip(axes, (first, last)):
-      ax.semilogy(range(len(groups)), values, 'o-', color=f'C{i}', label=row['name'])
+      ax.semilogy(range(len(groups)), values, 'o-', color=color, label=text)
   for ax, when in zip(axes, ('at initialization (first step)', 'after training (last log interval)')):
     ax.set_title(f'gradient norm per layer, {when}')
     ax.set_xlabel('layer (input -> output)')
@@ -249,6 +281,62 @@ def detection(report: Report) -> str:
   return save_figure(fig, report.workdir, 'detection.png')
 
 
+def forecast(report: Report) -> str:
+  """The held-out stretch: the truth, the persistence baseline and each run's one-step-ahead forecasts, in
+  the series' units; writes forecast.png (plus curves.png and gradients.png)."""
+  runs = report.predictions()
+  if not runs:
+    return curves(report)
+  fig, ax = plt.subplots(figsize=(12, 4.5))
+  first = runs[0][1]
+  ax.plot(first['time'], first['predicted_truth'][:, 0], '-', color='black', linewidth=2, label='truth')
+  ax.plot(first['time'], first['predicted_persistence'][:, 0], ':', color='grey', label='persistence')
+  drawn = {}  # One run per group of seeds (its first), to keep the lines apart.
+  for name, saved in runs:
+    group = sweeps.seed_group(name)
+    if group not in drawn:
+      drawn[group] = name
+      ax.plot(saved['time'], saved['predicted_target'][:, 0], '-', color=f'C{len(drawn) - 1}', linewidth=1,
+              label=name)
+  ax.set_xlabel('time')
+  ax.set_ylabel('value (series units)')
+  ax.set_title('one-step-ahead forecasts over the held-out stretch (one seed per model)')
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, ncol=2)
+  curves(report)
+  return save_figure(fig, report.workdir, 'forecast.png')
+
+
+def _decoded_steps(tokens) -> int:
+  """How many output steps a decoded sequence has: through its first <eos>, else all."""
+  ends = np.flatnonzero(tokens == EOS_ID)
+  return int(ends[0]) + 1 if len(ends) else len(tokens)
+
+
+def attention(report: Report) -> str:
+  """Each attention run's weights on the first test example: a row per decoded token, a column per
+  source token; writes attention.png (plus curves.png and gradients.png)."""
+  runs = [(name, saved) for name, saved in report.predictions() if 'predicted_attention' in saved]
+  if not runs:
+    return curves(report)
+  source_tokens = report.meta.get('source_tokens')
+  fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 5.5), squeeze=False)
+  for ax, (name, saved) in zip(axes[0], runs):
+    length = int(saved['length'][0])
+    decoded = saved['predicted_targets'][0]
+    steps = _decoded_steps(decoded)
+    ax.imshow(saved['predicted_attention'][0][:steps, :length], cmap='viridis', vmin=0, vmax=1)
+    source = saved['inputs'][0][:length]
+    ax.set_xticks(range(length), [source_tokens[t] for t in source] if source_tokens else source)
+    ax.set_yticks(range(steps), [report.class_names[t] for t in decoded[:steps]])
+    ax.set_xlabel('source')
+    ax.set_ylabel('decoded output')
+    ax.set_title(name, fontsize=10)
+  fig.suptitle('attention weights, first test example (each row sums to 1)')
+  curves(report)
+  return save_figure(fig, report.workdir, 'attention.png')
+
+
 def save_figure(fig, workdir: str, name: str, tight: bool = True) -> str:
   """Write `fig` as workdir/name (PNG) and close it; the path."""
   path = os.path.join(workdir, name)
@@ -264,6 +352,9 @@ PLOTS.register('degradation', degradation)
 PLOTS.register('layer_gradients', layer_gradients)
 PLOTS.register('segmentation', segmentation)
 PLOTS.register('detection', detection)
+PLOTS.register('forecast', forecast)
+PLOTS.register('grad_norms', grad_norms)
+PLOTS.register('attention', attention)
 
 
 def get(name: str):

@@ -198,3 +198,8 @@ def names(trials: list[Trial]) -> list[str]:
   if repeated:
     raise ValueError(f'the sweep repeats trials: {", ".join(repeated)}')
   return result
+
+
+def seed_group(name: str) -> str:
+  """A run's name with its seed=N part removed: the name its runs of other seeds share."""
+  return re.sub(r'(^|-)seed=[^-]*', '', name).strip('-') or 'all'

@@ -135,8 +135,9 @@ def test_data_dir_resolution(monkeypatch):
 
 
 def test_specs_and_unknown_name():
-  names = ['celeb_a', 'cifar10', 'cifar100', 'fashion_mnist', 'fashion_scene_items', 'fashion_scenes',
-           'imagenet2012', 'mnist', 'oxford_iiit_pet', 'voc']
+  names = ['addition', 'celeb_a', 'cifar10', 'cifar100', 'co2', 'echo', 'fashion_mnist', 'fashion_scene_items',
+           'fashion_scenes', 'imagenet2012', 'imdb', 'mnist', 'mnist1d', 'oxford_iiit_pet', 'reversal', 'sunspots',
+           'voc']
   assert data.names() == names
   assert data.spec('cifar100').num_classes('label') == 100
   assert data.spec('mnist').image_shape == (28, 28, 1)

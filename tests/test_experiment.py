@@ -89,7 +89,7 @@ def test_experiment_runs_each_point_and_writes_the_report(tmp_path):
 def test_unknown_report_is_rejected_before_training(tmp_path):
   c = tiny_config()
   c.experiment.report = 'histogram'
-  with pytest.raises(UnknownNameError, match=r"unknown report plot 'histogram'; valid choices: curves"):
+  with pytest.raises(UnknownNameError, match=r"unknown report plot 'histogram'; valid choices: attention, curves"):
     experiment.run(c, str(tmp_path))
   assert not os.listdir(tmp_path)
 
@@ -260,7 +260,9 @@ CONFIG_VARIANTS = {'activations': [''], 'celeba_attributes': ['', 'bce'], 'detec
                    'imagenet_resnet': ['', 'plain18'], 'initialization': [''], 'lenet5': [''], 'mlp': [''],
                    'optimizers': [''], 'regularization': [''], 'resnet18_cifar': ['', 'cifar10'],
                    'resnet_degradation': ['', 'cifar10'], 'scene_items': [''], 'segmentation': ['', 'pets'],
-                   'vgg_cifar': ['', 'cifar10']}
+                   'vgg_cifar': ['', 'cifar10'], 'mnist1d': [''], 'sunspots': [''], 'co2': [''],
+                   'seq2seq': ['', 'addition', 'reversal'], 'clipping': [''], 'tbptt': [''],
+                   'imdb': ['']}
 
 
 @pytest.mark.parametrize('name', sorted(CONFIG_VARIANTS))

@@ -381,6 +381,14 @@ def test_frozen_groups_keep_their_statistics():
   assert optim.keep_frozen(new, old, _cfg(param_groups='backbone/.*=0.1')) is new  # Nothing frozen.
 
 
+def test_a_frozen_recurrent_layer_still_carries_its_state():
+  old = {'batch_stats': {'rnn': {'mean': np.zeros(2)}}, 'carry': {'rnn': {'layer0_state': np.zeros((4, 2))}}}
+  new = jax.tree.map(lambda x: x + 1, old)
+  kept = optim.keep_frozen(new, old, _cfg(param_groups='rnn/.*=frozen'), carried=('carry',))
+  np.testing.assert_array_equal(kept['batch_stats']['rnn']['mean'], 0.0)
+  np.testing.assert_array_equal(kept['carry']['rnn']['layer0_state'], 1.0)
+
+
 @pytest.mark.parametrize('groups, message', [
     ('head/.*=fast', r"optimizer\.param_groups 'head/\.\*' must be a learning-rate multiplier >= 0 or 'frozen', got 'fast'"),
     ('head/.*=-1', r'must be a learning-rate multiplier >= 0'),

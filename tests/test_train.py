@@ -127,7 +127,7 @@ def test_unknown_names_list_the_choices(tmp_path):
   config.model.name = 'resnet_57'
   _failing(config, tmp_path / 'm', UnknownNameError, r"unknown model 'resnet_57'; valid choices: .*cifar_resnet")
   config = tiny_config(name='imagenet2')
-  _failing(config, tmp_path / 'd', UnknownNameError, r"unknown dataset 'imagenet2'; valid choices: celeb_a, cifar10")
+  _failing(config, tmp_path / 'd', UnknownNameError, r"unknown dataset 'imagenet2'; valid choices: addition, celeb_a, cifar10")
   config = tiny_config()
   config.optimizer.name = 'adamax'
   _failing(config, tmp_path / 'o', UnknownNameError, r"unknown optimizer 'adamax'; valid choices: adadelta")

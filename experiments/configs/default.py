@@ -32,6 +32,9 @@ def get_config(arg: str | None = None):
   c.data.pad_to = 0  # Zero-pad (after normalization) images to at least pad_to x pad_to; 0 = as stored.
   c.data.rotate_degrees = 15.0  # rotate: angle uniform in [-d, d].
   c.data.brightness = 0.2  # brightness: offset uniform in [-b, b] of the full [0, 255] range.
+  # Truncated BPTT: train on consecutive windows of this many steps, the recurrent state carried from one
+  # to the next without gradient (0: whole sequences, full BPTT). Evaluation reads whole sequences.
+  c.data.window = 0
   c.data.train_eval_examples = 10000  # Fixed training subset scored in eval mode at the end; 0 = all.
   c.data.test_curve_examples = 2000  # Test subset scored every train.eval_every steps; 0 = all.
 
@@ -83,6 +86,21 @@ def no_variants(arg: str | None, name: str) -> None:
   """The check of a config file that has no variants: any argument is an error naming the valid one."""
   if arg not in (None, ''):
     raise ValueError(f"unknown variant {arg!r} of {name}; valid choices: '' (default)")
+
+
+def sequence_config(dataset: str, batch_size: int, lr: float, clip_norm: float = 0.0):
+  """The sequence studies' recipe on `dataset`: no image augmentation; Adam at `lr`, cosine decay, no weight
+  decay, gradients clipped to global norm `clip_norm` (0: not clipped)."""
+  c = get_config()
+  c.data.name = dataset
+  c.data.augment = ''
+  c.data.batch_size = batch_size
+  c.optimizer.name = 'adam'
+  c.optimizer.lr = lr
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.clip_norm = clip_norm
+  c.optimizer.schedule.name = 'cosine'
+  return c
 
 
 def train_for(c, steps: int, log_every: int, eval_every: int) -> None:

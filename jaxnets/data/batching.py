@@ -62,3 +62,39 @@ def process_slice(global_batch_size: int, process_index: int | None = None,
         f'global batch size {global_batch_size} is not divisible by process_count {count}')
   per_process = global_batch_size // count
   return slice(index * per_process, (index + 1) * per_process)
+
+
+def check_window(spec, window: int) -> None:
+  """A truncated-BPTT window must split the dataset's unpadded sequences evenly (0: whole sequences)."""
+  if window < 0:
+    raise ValueError(f'data.window={window} must be >= 0 (0: whole sequences, full BPTT)')
+  if not window:
+    return
+  if 'inputs' not in spec.features or 'length' in spec.features:
+    raise ValueError(f'data.window={window}: truncated BPTT needs a dataset of unpadded sequences; '
+                     f'{spec.name!r} has features {", ".join(spec.features)}')
+  steps = spec.features['inputs'][0][0]
+  if not any(k != 'inputs' and shape[:1] == (steps,) for k, (shape, _) in spec.features.items()):
+    raise ValueError(f'data.window={window}: truncated BPTT needs a target at every step; {spec.name!r} has '
+                     f'features {", ".join(spec.features)} with one per sequence')
+  if steps % window:
+    divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+    raise ValueError(f'data.window={window} does not divide the {steps} steps of {spec.name!r}; '
+                     f'valid choices: {", ".join(map(str, divisors))}')
+
+
+def window_step(num_examples: int, batch_size: int, seed: int, step: int, windows: int) -> tuple[np.ndarray, int]:
+  """(sequence indices, window index) of truncated-BPTT step `step`: the same batch of sequences for
+  `windows` consecutive steps, one window each in order, then the next batch (drawn as train_indices)."""
+  group, window_index = divmod(step, windows)
+  return train_indices(num_examples, batch_size, seed, group), window_index
+
+
+def window_batch(batch: dict, index: int, window: int) -> dict:
+  """Window `index` (of length `window`) of every time-major feature of `batch`, and 'start' [B]: 1 where
+  the window begins its sequences (the model resets its carried state there)."""
+  steps = batch['inputs'].shape[1]
+  out = {k: v[:, index * window:(index + 1) * window] if v.ndim > 1 and v.shape[1] == steps else v
+         for k, v in batch.items()}
+  out['start'] = np.full(len(batch['inputs']), index == 0, np.int32)
+  return out

@@ -1,14 +1,12 @@
-"""Every dataset jaxnets knows: TFDS datasets with the example maps that give them fixed shapes, and the
-offline Fashion-MNIST scenes composed for segmentation and detection.
+"""Every dataset jaxnets knows: TFDS datasets with the example maps that give them fixed shapes, the
+offline Fashion-MNIST scenes composed for segmentation and detection, and the sequence datasets
+(jaxnets.data.sequences).
 """
 
-import types
-
 import numpy as np
-import tensorflow_datasets as tfds
 
-from jaxnets.data import scenes
-from jaxnets.data.source import Tfds, load
+from jaxnets.data import scenes, sequences
+from jaxnets.data.source import Tfds, load, select_split
 from jaxnets.data.specs import (CELEBA_SIZE, CIFAR10_CLASSES, FASHION_MNIST_CLASSES, MASK_IGNORE, PETS_SIZE,
                                 VOC_CLASSES, VOC_MAX_BOXES, VOC_SIZE, DatasetSpec, image_classes, numbered,
                                 register)
@@ -90,12 +88,8 @@ def fashion_scenes(dataset_spec, split: str, data_dir: str) -> dict[str, np.ndar
   """Scenes of 1-4 Fashion-MNIST items: train scenes from Fashion-MNIST's train split, test scenes from
   its test split only. A TFDS split string selects examples ('train[:1000]', 'test[50%:]')."""
   del dataset_spec
-  sizes = {name: types.SimpleNamespace(num_examples=count) for name, (_, count, _) in SCENES_SPLITS.items()}
-  parts = []
-  for instruction in tfds.core.ReadInstruction.from_spec(split).to_absolute(sizes):
-    whole = _scenes_split(instruction.splitname, data_dir)
-    parts.append({k: v[instruction.from_:instruction.to] for k, v in whole.items()})
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  sizes = {name: count for name, (_, count, _) in SCENES_SPLITS.items()}
+  return select_split(split, sizes, lambda name: _scenes_split(name, data_dir))
 
 
 def fashion_scene_items(dataset_spec, split: str, data_dir: str) -> dict[str, np.ndarray]:
@@ -136,5 +130,6 @@ for _spec in (
                 'train', 'test', fashion_scenes),
     DatasetSpec('fashion_scene_items', *image_classes((28, 28, 1), FASHION_MNIST_CLASSES), 'train', 'test',
                 fashion_scene_items),
+    *sequences.SPECS,
 ):
   register(_spec)

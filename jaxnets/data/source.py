@@ -12,6 +12,7 @@ import re
 import shutil
 import threading
 import time
+import types
 from typing import Callable
 import urllib.error
 import urllib.request
@@ -63,6 +64,17 @@ def num_examples(split: dict) -> int:
 def take(split: dict, count: int) -> dict:
   """The first `count` examples of a split (all of them if count is 0): a fixed subset."""
   return split if not count else {k: v[:count] for k, v in split.items()}
+
+
+def select_split(split: str, sizes: dict[str, int], read: Callable[[str], dict]) -> dict[str, np.ndarray]:
+  """The examples a TFDS split string ('train[:1000]', 'train+test[50%:]') selects from splits made in
+  jaxnets: `sizes` holds each split's example count, `read(name)` returns a whole split."""
+  infos = {name: types.SimpleNamespace(num_examples=count) for name, count in sizes.items()}
+  parts = []
+  for instruction in tfds.core.ReadInstruction.from_spec(split).to_absolute(infos):
+    whole = read(instruction.splitname)
+    parts.append({k: v[instruction.from_:instruction.to] for k, v in whole.items()})
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def clear_cache() -> None:

@@ -4,7 +4,10 @@ An example is a dict of arrays with fixed shapes and dtypes, declared by the spe
 model can be traced and a config checked before any data is read. A split is the same dict with a
 leading example axis. Keys: 'image' (uint8 H x W x C), 'label' (classification), 'mask' (per-pixel
 classes, MASK_IGNORE where unlabelled), 'boxes' / 'classes' / 'box_mask' (detection, padded to a
-maximum count; boxes as x1, y1, x2, y2 pixels with exclusive right/bottom edges).
+maximum count; boxes as x1, y1, x2, y2 pixels with exclusive right/bottom edges). Sequences: 'inputs'
+(float32 [L, C] series or int32 [L] token ids, id 0 = PAD), 'length' (int32, the valid steps of padded
+inputs), 'target' (float32 [H] forecasts), 'targets' (int32 [T] output tokens or per-step labels) and
+'time' (float32, a forecast target's time, to plot in order).
 """
 
 import dataclasses
@@ -19,6 +22,7 @@ PETS_SIZE = 128  # Oxford-IIIT pets, resized to 128x128 (images bilinear, trimap
 VOC_SIZE = 256  # PASCAL VOC images resized to 256x256, boxes scaled with them.
 VOC_MAX_BOXES = 42  # The most objects in one VOC 2007 image (trainval and test).
 MASK_IGNORE = 255  # A mask value that neither the loss nor the metrics count (VOC's convention).
+PAD_ID, EOS_ID = 0, 1  # Token ids: padding in every vocabulary; end of sequence in every output vocabulary.
 
 FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
                          'Sneaker', 'Bag', 'Ankle boot')
@@ -44,7 +48,12 @@ class DatasetSpec:
 
   `features`: key -> (shape, dtype) of one example. `classes`: for each key a task can predict, the
   names of its classes (the model's outputs when a task predicts that key). `source` reads a split as
-  a dict of numpy arrays: TFDS (jaxnets.data.source.Tfds) or a dataset composed here (scenes).
+  a dict of numpy arrays: TFDS (jaxnets.data.source.Tfds) or a dataset composed here (scenes, sequences).
+  `meta`: facts about the data that other code needs: 'vocab_size' (token inputs: the number of input
+  ids, PAD = 0 included), 'target_offset' and 'target_scale' (forecasting: a stored target is
+  (value - offset) / scale, so an error times scale is in the series' own units), 'season' (forecasting:
+  the seasonal period in steps, for a seasonal-naive baseline), 'delay' (echo: how far back a target is),
+  'source_tokens' (seq2seq: the text of each source id, for plots).
   """
   name: str
   features: dict
@@ -52,6 +61,7 @@ class DatasetSpec:
   train_split: str
   test_split: str
   source: Callable
+  meta: dict = dataclasses.field(default_factory=dict)
 
   @property
   def image_shape(self) -> tuple:

@@ -38,6 +38,20 @@ def _lecun98_uniform(key, shape, dtype=jnp.float32):
   return jax.random.uniform(key, shape, dtype, -limit, limit)
 
 
+def orthogonal(key, shape, dtype=jnp.float32):
+  """A random orthogonal matrix (Saxe et al. 2014), as jax.nn.initializers.orthogonal draws it: the Q of a
+  Gaussian matrix's QR, signs fixed by R's diagonal; rows x cols with rows = prod(shape[:-1]).
+
+  The Gaussian is sampled as its transpose: the QR reads a column-major matrix, and XLA CPU's fused
+  build (jaxnets.xla_env) cannot run the sampling with that layout (jax's own fails to compile there;
+  python -m benchmarks.ynn_layout shows it).
+  """
+  rows, cols = math.prod(shape[:-1]), shape[-1]
+  q, r = jnp.linalg.qr(jax.random.normal(key, (min(rows, cols), max(rows, cols)), dtype).T)
+  q = q * jnp.sign(jnp.diag(r))
+  return (q.T if rows < cols else q).reshape(shape)
+
+
 INITIALIZERS = Registry('initializer')
 INITIALIZERS.register('normal', specs.Parameterized(_normal, 0.01))
 INITIALIZERS.register('uniform', specs.Parameterized(_uniform, 0.05))
@@ -52,6 +66,7 @@ INITIALIZERS.register('he_uniform', jax.nn.initializers.variance_scaling(2.0, 'f
 INITIALIZERS.register('he_normal_fan_out', jax.nn.initializers.variance_scaling(2.0, 'fan_out', 'normal'))
 INITIALIZERS.register('lecun98_uniform', _lecun98_uniform)
 INITIALIZERS.register('lecun_normal', jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'normal'))
+INITIALIZERS.register('orthogonal', orthogonal)
 
 
 def get(spec: str):

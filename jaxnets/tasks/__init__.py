@@ -12,6 +12,7 @@ from jaxnets.tasks.classification import Classification
 from jaxnets.tasks.detection import Detection
 from jaxnets.tasks.multilabel import MultiLabel
 from jaxnets.tasks.segmentation import Segmentation
+from jaxnets.tasks.sequences import Forecast, Seq2Seq, SequenceLabeling
 
 TASKS = Registry('task')
 TASKS.register('classification', Classification)
@@ -20,6 +21,9 @@ TASKS.register('multilabel_sse', functools.partial(MultiLabel, loss='sse', head=
 TASKS.register('multilabel_sse_linear', functools.partial(MultiLabel, loss='sse', head='linear'))
 TASKS.register('segmentation', Segmentation)
 TASKS.register('detection', Detection)
+TASKS.register('forecast', Forecast)
+TASKS.register('seq2seq', Seq2Seq)
+TASKS.register('sequence_labeling', SequenceLabeling)
 
 
 def _task_class(name: str):

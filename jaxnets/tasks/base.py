@@ -13,14 +13,14 @@ A batch is a dict of arrays ({'image', 'label'}, {'image', 'mask'}, {'image', 'b
   - `headline`: the metric that ranks runs (early stopping, tables, plots), and which way is better.
 Nothing outside a task names a metric.
 
-How the next kinds of model fit: a seq2seq model decodes from its own outputs when called with
-train=False, which is what the eval and predict steps do; a VAE sows its KL term into 'losses'; a
+Sequence tasks (forecasting, seq2seq, per-step labeling) read {'inputs', 'length', ...} batches. A seq2seq
+model decodes from its own outputs when called with train=False, which is what the eval and predict
+steps do. A recurrent model trained by truncated BPTT keeps its state between windows in the 'carry'
+collection, which the train step returns and the TrainState keeps, shards by batch and checkpoints
+(`model_state`); evaluation runs whole sequences. A VAE sows its KL term into 'losses'; a
 transfer-learning run freezes or slows groups with optimizer.param_groups (loading the weights is still
-to come). A recurrent model can keep its carried state in a mutable variable collection, which the train
-step returns and the TrainState keeps and checkpoints (`model_state`, next to BatchNorm's statistics);
-the eval step does not carry it yet, and the state is replicated where a per-example carry wants the
-batch's sharding. A GAN's two networks are one params dict of two; its alternating D and G updates in
-one jitted step need the step to take a task-given update. Those three are the extensions still to make.
+to come). A GAN's two networks are one params dict of two; its alternating D and G updates in one jitted
+step need the step to take a task-given update, an extension still to make.
 """
 
 import dataclasses
@@ -67,12 +67,20 @@ class Accumulator:
 
 
 class Task:
-  """Defaults shared by tasks whose model reads batch['image'] and whose metrics are sums."""
+  """Defaults shared by tasks whose model reads batch['image'] or a sequence, and whose metrics are sums."""
   headline: Headline
+  # The batch keys a sequence model reads (see jaxnets.models.recurrent); a seq2seq task adds 'targets'.
+  sequence_keys = ('inputs', 'length', 'start')
+  # Test examples whose predictions a run saves for its report (0: the whole test split, e.g. a forecast).
+  prediction_examples = 8
 
   def inputs(self, batch: dict):
-    """The model's input."""
-    return batch['image']
+    """The model's input: the image; else the sequence 'inputs' alone, or a dict of every sequence key the
+    batch has when there is more than 'inputs' (lengths, window starts, decoder targets)."""
+    if 'image' in batch:
+      return batch['image']
+    present = [k for k in self.sequence_keys if k in batch]
+    return batch['inputs'] if present == ['inputs'] else {k: batch[k] for k in present}
 
   def loss(self, outputs, batch: dict):
     """Per-example loss [B]."""

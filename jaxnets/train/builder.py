@@ -12,9 +12,10 @@ import jax
 import numpy as np
 
 from jaxnets import data, models, optim, tasks
+from jaxnets.data import batching
 from jaxnets.data.preprocess import Preprocess, parse_augment
 from jaxnets.train import diagnostics, precision, sharding
-from jaxnets.train.state import TrainState, init_state
+from jaxnets.train.state import CARRIED, TrainState, init_state
 from jaxnets.train.step import jit_predict_step, jit_steps
 
 
@@ -34,6 +35,7 @@ class Setup:
   schedule: object
   sample_input: object  # One model input of the shape and dtype the model sees (after preprocessing).
   layers: diagnostics.Layers  # The model's top-level modules, input to output, and first kernel.
+  abstract_state: TrainState  # The initial state's shapes and dtypes.
 
   def preprocess(self, stats: tuple | None = None) -> Preprocess:
     """The device-side preprocessing, normalizing by `stats` (mean, std) or the training split's own."""
@@ -42,24 +44,48 @@ class Setup:
       stats = data.channel_stats(self.spec.name, d.train_split or self.spec.train_split, d.data_dir or None)
     return Preprocess.from_config(self.config.data, stats or (None, None))
 
+  def _init(self) -> TrainState:
+    """The initial state from config.seed."""
+    return init_state(self.model, self.tx, self.config.seed, self.sample_input)
+
+  def state_sharding(self, mesh):
+    """How the state lies on the mesh: replicated, but a carried recurrent state split by batch."""
+    return sharding.state_sharding(mesh, self.abstract_state)
+
   def init_state(self, mesh) -> TrainState:
-    """The initial state from config.seed, replicated over the mesh."""
-    return jax.jit(lambda: init_state(self.model, self.tx, self.config.seed, self.sample_input),
-                   out_shardings=sharding.replicated(mesh))()
+    """The initial state from config.seed, laid out over the mesh."""
+    return jax.jit(self._init, out_shardings=self.state_sharding(mesh))()
 
   def jit_steps(self, preprocess: Preprocess, mesh):
     """(train_step, eval_step), jitted for the mesh."""
     return jit_steps(self.model, self.task, self.tx, self.schedule, self.config.optimizer, preprocess,
-                     self.layers, mesh, self.config.train.aux_loss_weight, self.config.train.compute_dtype)
+                     self.layers, mesh, self.config.train.aux_loss_weight, self.config.train.compute_dtype,
+                     self.state_sharding(mesh))
 
   def jit_predict_step(self, preprocess: Preprocess, mesh):
     """predict_step(state, batch): the task's predictions, jitted for the mesh."""
     return jit_predict_step(self.model, self.task, preprocess, mesh, self.config.train.compute_dtype)
 
 
-def sample_batch(spec: data.DatasetSpec) -> dict:
-  """One example of zeros with the dataset's feature shapes and dtypes, as a batch."""
-  return {k: np.zeros((1,) + tuple(shape), dtype) for k, (shape, dtype) in spec.features.items()}
+def sample_batch(spec: data.DatasetSpec, window: int = 0, batch_size: int = 1) -> dict:
+  """A batch of zeros with the dataset's feature shapes and dtypes; with a truncated-BPTT `window`, one
+  window of the whole training batch (the carried state the model initializes has the batch's shape)."""
+  if not window:
+    return {k: np.zeros((1,) + tuple(shape), dtype) for k, (shape, dtype) in spec.features.items()}
+  whole = {k: np.zeros((batch_size,) + tuple(shape), dtype) for k, (shape, dtype) in spec.features.items()}
+  return batching.window_batch(whole, 0, window)
+
+
+def with_dataset_facts(group: str, given: dict, accepted: list, facts: dict) -> dict:
+  """`given` fields plus the dataset's facts (its classes' count, vocabulary size, target scale...) that
+  the entry takes; a config setting one of them is an error, since the dataset decides it."""
+  out = dict(given)
+  for name, value in facts.items():
+    if name in given:
+      raise ValueError(f'{group}.{name} comes from the dataset ({value!r}); remove it from the config')
+    if name in accepted:
+      out[name] = value
+  return out
 
 
 def build(config) -> Setup:
@@ -68,14 +94,13 @@ def build(config) -> Setup:
   target = tasks.target(config.task.name)
   spec.num_classes(target)  # An error naming the dataset's targets if it lacks this task's.
   classes = spec.classes[target]
-  for group, field in (('task', 'classes'), ('model', 'num_classes')):
-    if field in config[group]:
-      raise ValueError(f'{group}.{field} comes from the dataset ({len(classes)} classes of {config.data.name!r} '
-                       f'{target!r}); remove it from the config')
-  task = tasks.create(config.task.name, classes, **fields(config.task))
-  model_fields = fields(config.model)
-  if 'num_classes' in models.MODELS.fields(config.model.name):
-    model_fields['num_classes'] = len(classes)
+  if 'classes' in config.task:
+    raise ValueError(f'task.classes comes from the dataset ({len(classes)} classes of {config.data.name!r} '
+                     f'{target!r}); remove it from the config')
+  task_fields = with_dataset_facts('task', fields(config.task), tasks.TASKS.fields(config.task.name), spec.meta)
+  task = tasks.create(config.task.name, classes, **task_fields)
+  model_fields = with_dataset_facts('model', fields(config.model), models.MODELS.fields(config.model.name),
+                                    {'num_classes': len(classes), **spec.meta})
   model = models.create(config.model.name, **model_fields)
   tx, schedule = optim.create(config.optimizer, config.train.steps)
   parse_augment(config.data.augment)
@@ -83,7 +108,9 @@ def build(config) -> Setup:
   channels = spec.image_shape[-1] if 'image' in spec.features else 0
   unit_stats = (np.zeros(channels, np.float32), np.ones(channels, np.float32))
   shapes_only = Preprocess.from_config(config.data, unit_stats)
-  abstract = task.inputs(jax.eval_shape(shapes_only.eval, sample_batch(spec)))
+  batching.check_window(spec, config.data.window)
+  sample = sample_batch(spec, config.data.window, config.data.batch_size)
+  abstract = jax.eval_shape(lambda batch: task.inputs(shapes_only.eval(batch)), sample)
   sample_input = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), abstract)
   found = []
 
@@ -94,5 +121,8 @@ def build(config) -> Setup:
 
   # One abstract trace of the initial state; it also checks what needs the parameters' names
   # (optimizer.param_groups).
-  jax.eval_shape(traced_init)
-  return Setup(config, spec, task, model, tx, schedule, sample_input, found[0])
+  abstract_state = jax.eval_shape(traced_init)
+  if config.data.window and not any(k in abstract_state.model_state for k in CARRIED):
+    raise ValueError(f'data.window={config.data.window}: model {config.model.name!r} carries no state from one '
+                     'window to the next; truncated BPTT needs a recurrent model (rnn, rnn_tagger)')
+  return Setup(config, spec, task, model, tx, schedule, sample_input, found[0], abstract_state)

@@ -35,7 +35,6 @@ __all__ = ['DivergedError', 'PreemptedError', 'evaluate', 'predict', 'train_and_
 PreemptedError = preemption.PreemptedError
 
 PREDICTIONS_FILE = 'predictions.npz'
-PREDICTION_EXAMPLES = 8  # Test examples whose predictions each run saves for the report's pictures.
 
 
 def validate(config, stop_after: int | None = None) -> None:
@@ -174,7 +173,7 @@ def _train(config, workdir, record, stop_after, preempt):
                  jax.device_count(), start, total_steps)
 
     batch_size = config.data.batch_size
-    part = batching.process_slice(batch_size)
+    train_batch = _train_batches(train_split, config)
     test_curve = data.take(test_split, config.data.test_curve_examples)
     progress = Progress(writer, total_steps, batch_size, config.optimizer.lr)
     if meta:
@@ -185,8 +184,7 @@ def _train(config, workdir, record, stop_after, preempt):
     if start < end and preempt.requested(start, config.train.log_every):  # Asked before this run began.
       raise PreemptedError(f'preempted: stopped at step {start} of {total_steps} before training on')
     for step in range(start, end):
-      idx = batching.train_indices(num_train, batch_size, config.seed, step)[part]
-      state, metrics = train_step(state, sharding.put_batch(mesh, batching.gather(train_split, idx)))
+      state, metrics = train_step(state, sharding.put_batch(mesh, train_batch(step)))
       progress.add(metrics)
       done = step + 1
       if step == 0:
@@ -234,7 +232,7 @@ def _train(config, workdir, record, stop_after, preempt):
       test_accumulator.write(workdir, 'test')
     train_eval = data.take(train_split, config.data.train_eval_examples)
     train, _ = evaluate_on(state, train_eval)
-    examples = data.take(test_split, PREDICTION_EXAMPLES)
+    examples = data.take(test_split, task.prediction_examples)
     predicted = predict(setup.jit_predict_step(preprocess, mesh), state, examples, mesh)
     if jax.process_index() == 0:
       _save_predictions(workdir, preprocess.frame(examples), predicted)
@@ -249,6 +247,23 @@ def _train(config, workdir, record, stop_after, preempt):
   logging.info('done: test %s %.4f, train %s %.4f (eval mode, %d training examples), %.0f s', headline.name,
                test[headline.name], headline.name, train[headline.name], data.num_examples(train_eval), wall)
   return summary
+
+
+def _train_batches(train_split: dict, config):
+  """batch(step): this process's part of training step `step`'s batch, a pure function of (seed, step); with
+  data.window, one window of a batch of whole sequences (truncated BPTT; see batching.window_step)."""
+  num_train, batch_size, window = data.num_examples(train_split), config.data.batch_size, config.data.window
+  part = batching.process_slice(batch_size)
+  if not window:
+    return lambda step: batching.gather(
+        train_split, batching.train_indices(num_train, batch_size, config.seed, step)[part])
+  windows = train_split['inputs'].shape[1] // window
+
+  def batch(step):
+    idx, index = batching.window_step(num_train, batch_size, config.seed, step, windows)
+    return batching.window_batch(batching.gather(train_split, idx[part]), index, window)
+
+  return batch
 
 
 def _headline_first(metrics: dict, headline) -> dict:

@@ -2,6 +2,7 @@
 
 import math
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -52,8 +53,15 @@ class Progress:
   def log(self, step: int) -> None:
     """Write the window's means at `step`, print step, task metrics, img/s and ETA; NaN loss raises."""
     host = jax.device_get(self._pending)
-    means = lambda group: {k: float(np.mean([m[group][k] for m in host])) for k in host[0][group]}
-    task, diagnostics = means('task'), means('diagnostics')
+    # A batch with nothing to score (a truncated-BPTT window of unlabelled steps) gives a NaN metric
+    # (0 / 0); the window's mean is over the batches that scored something. The loss is a plain mean.
+    def means(group, skip_nan=()):
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # No batch of the window scored anything: NaN.
+        return {k: float((np.nanmean if k in skip_nan else np.mean)([m[group][k] for m in host]))
+                for k in host[0][group]}
+    task = means('task', skip_nan=[k for k in host[0]['task'] if k != 'loss'])
+    diagnostics = means('diagnostics')
     if not math.isfinite(task['loss']):
       raise DivergedError(f'diverged: training loss is {task["loss"]} at step {step}; lower '
                           f'optimizer.lr={self._lr} or add clipping')

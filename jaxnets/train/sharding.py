@@ -3,6 +3,8 @@
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from jaxnets.train.state import CARRIED
+
 DATA_AXIS = 'data'
 
 
@@ -36,3 +38,13 @@ def put_batch(mesh: Mesh, local_batch):
   """Global batch-sharded arrays from this process's slice of the batch (any pytree of arrays)."""
   sharding = batch_sharded(mesh)
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
+
+
+def state_sharding(mesh: Mesh, state, batch_collections=CARRIED):
+  """The train state's sharding: replicated, except the model_state collections that hold one row per
+  example (a recurrent net's carried state), which are split by batch like the data."""
+  def leaf(path, _):
+    keys = [getattr(k, 'key', getattr(k, 'name', None)) for k in path]
+    per_example = len(keys) > 1 and keys[0] == 'model_state' and keys[1] in batch_collections
+    return batch_sharded(mesh) if per_example else replicated(mesh)
+  return jax.tree_util.tree_map_with_path(leaf, state)

@@ -8,6 +8,9 @@ import jax.numpy as jnp
 
 # Collections a model writes only to report to the train step (see jaxnets.train.step), never state.
 SOWN = ('losses', 'aux_outputs')
+# Collections of per-example state a model carries from one step to the next (a recurrent net's state between
+# truncated-BPTT windows): split by batch like the data, never frozen.
+CARRIED = ('carry',)
 
 
 @flax.struct.dataclass

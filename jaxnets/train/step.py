@@ -17,7 +17,7 @@ import optax
 
 from jaxnets import optim
 from jaxnets.train import diagnostics, precision, sharding
-from jaxnets.train.state import SOWN
+from jaxnets.train.state import CARRIED, SOWN
 
 
 def _named_terms(tree, term) -> dict:
@@ -59,7 +59,7 @@ def make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layers, aux_
                'diagnostics': {**extra, 'total_loss': total_loss, 'lr': schedule(state.step),
                                **diagnostics.norms(grads, state.params, updates, layers)}}
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              model_state=optim.keep_frozen(model_state, state.model_state, opt_cfg))
+                              model_state=optim.keep_frozen(model_state, state.model_state, opt_cfg, CARRIED))
     return new_state, metrics
 
   return train_step
@@ -90,12 +90,13 @@ def make_predict_step(model, task, preprocess, compute_dtype='float32'):
 
 
 def jit_steps(model, task, tx, schedule, opt_cfg, preprocess, layers, mesh, aux_loss_weight=0.0,
-              compute_dtype='float32'):
-  """(train_step, eval_step) as the loop runs them: jitted, state donated, outputs replicated."""
+              compute_dtype='float32', state_sharding=None):
+  """(train_step, eval_step) as the loop runs them: jitted, state donated and laid out as `state_sharding`
+  (default: replicated), metrics replicated."""
   replicated = sharding.replicated(mesh)
   train_step = jax.jit(make_train_step(model, task, tx, schedule, opt_cfg, preprocess, layers,
                                        aux_loss_weight, compute_dtype),
-                       donate_argnums=0, out_shardings=(replicated, replicated))
+                       donate_argnums=0, out_shardings=(state_sharding or replicated, replicated))
   eval_step = jax.jit(make_eval_step(model, task, preprocess, compute_dtype), out_shardings=replicated)
   return train_step, eval_step
 
