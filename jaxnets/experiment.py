@@ -16,7 +16,6 @@ import math
 import os
 
 import jax
-import numpy as np
 from absl import logging
 
 from jaxnets import assignments, data, plots, sweeps, tasks
@@ -253,8 +252,8 @@ def seed_table(rows: list[dict]) -> list[str]:
     for key in metrics:
       values = [m[key] for m in members if isinstance(m.get(key), float)]
       if values:
-        spread = f' ± {np.std(values, ddof=1):.2g}' if len(values) > 1 else ''
-        entry[key] = f'{np.mean(values):.4g}{spread}'
+        mean, std = sweeps.mean_and_std(values)
+        entry[key] = f'{mean:.4g}' + (f' ± {std:.2g}' if len(values) > 1 else '')
     out.append(entry)
   return ['', 'Mean ± sample standard deviation over seeds:', ''] + _table(out, ['name', 'seeds', *metrics])
 

@@ -201,5 +201,11 @@ def names(trials: list[Trial]) -> list[str]:
 
 
 def seed_group(name: str) -> str:
-  """A run's name with its seed=N part removed: the name its runs of other seeds share."""
-  return re.sub(r'(^|-)seed=[^-]*', '', name).strip('-') or 'all'
+  """A run's name (as `name` writes it) with its seed part removed: the name its runs of other seeds share."""
+  return re.sub(rf'(^|-){SEED_FIELD}=[^-]*', '', name).strip('-') or 'all'
+
+
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+  """(mean, sample standard deviation; NaN for a single value): the spread of a setting over its seeds."""
+  mean = float(np.mean(values))
+  return mean, float(np.std(values, ddof=1)) if len(values) > 1 else math.nan

@@ -51,12 +51,6 @@ def _hashable(value):
   return tuple(value) if isinstance(value, list) else value
 
 
-def _stats(values: list[float]) -> tuple[float, float]:
-  """(mean, sample standard deviation; NaN for a single value)."""
-  mean = float(np.mean(values))
-  return mean, float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-
-
 def table(study, headline) -> tuple[list[dict], list[dict]]:
   """(one row per setting with the done trials' mean/std/n, sorted best first; the trials not done)."""
   key = f'test_{headline.name}'
@@ -71,7 +65,7 @@ def table(study, headline) -> tuple[list[dict], list[dict]]:
         missing.append({'trial': name, 'status': status, 'error': _error(study.run_dir(name))})
     row = {'setting': {f: v for f, _, v in setting}, 'trials': names, 'n': len(done)}
     if done:
-      row['mean'], row['std'] = _stats([s[key] for s in done])
+      row['mean'], row['std'] = sweeps.mean_and_std([s[key] for s in done])
       row['train_mean'] = float(np.mean([s[f'train_{headline.name}'] for s in done]))
       row['wall_s'] = float(np.mean([s['wall_seconds'] for s in done]))
     rows.append(row)

@@ -90,11 +90,11 @@ def window_step(num_examples: int, batch_size: int, seed: int, step: int, window
   return train_indices(num_examples, batch_size, seed, group), window_index
 
 
-def window_batch(batch: dict, index: int, window: int) -> dict:
-  """Window `index` (of length `window`) of every time-major feature of `batch`, and 'start' [B]: 1 where
-  the window begins its sequences (the model resets its carried state there)."""
-  steps = batch['inputs'].shape[1]
-  out = {k: v[:, index * window:(index + 1) * window] if v.ndim > 1 and v.shape[1] == steps else v
-         for k, v in batch.items()}
-  out['start'] = np.full(len(batch['inputs']), index == 0, np.int32)
+def gather_window(split: dict, indices: np.ndarray, index: int, window: int) -> dict:
+  """The examples at `indices`, only window `index` (of length `window`) of every time-major feature read,
+  and 'start' [B]: 1 where the window begins its sequences (the model resets its carried state there)."""
+  steps = split['inputs'].shape[1]
+  part = slice(index * window, (index + 1) * window)
+  out = {k: v[indices, part] if v.ndim > 1 and v.shape[1] == steps else v[indices] for k, v in split.items()}
+  out['start'] = np.full(len(indices), index == 0, np.int32)
   return out

@@ -73,7 +73,7 @@ def sample_batch(spec: data.DatasetSpec, window: int = 0, batch_size: int = 1) -
   if not window:
     return {k: np.zeros((1,) + tuple(shape), dtype) for k, (shape, dtype) in spec.features.items()}
   whole = {k: np.zeros((batch_size,) + tuple(shape), dtype) for k, (shape, dtype) in spec.features.items()}
-  return batching.window_batch(whole, 0, window)
+  return batching.gather_window(whole, np.arange(batch_size), 0, window)
 
 
 def with_dataset_facts(group: str, given: dict, accepted: list, facts: dict) -> dict:

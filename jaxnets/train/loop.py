@@ -261,7 +261,7 @@ def _train_batches(train_split: dict, config):
 
   def batch(step):
     idx, index = batching.window_step(num_train, batch_size, config.seed, step, windows)
-    return batching.window_batch(batching.gather(train_split, idx[part]), index, window)
+    return batching.gather_window(train_split, idx[part], index, window)
 
   return batch
 
