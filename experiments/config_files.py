@@ -1,10 +1,13 @@
 """The command lines' shared parts: where a --config path points (as given, else under experiments/, so
-'configs/x.py' works from the repository root and from any directory) and the one-line error exit. Light
-on imports: the command line checks its config file before JAX starts."""
+'configs/x.py' works from the repository root and from any directory), the one-line error exit and the quiet
+log. Light on imports: the command line checks its config file before JAX starts."""
 
+import logging as std_logging
 import os
 import sys
 from typing import NoReturn
+
+from absl import logging
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -44,3 +47,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
   """Stop with one line on stderr naming what is wrong (absl's UsageError would print the whole help)."""
   print(f'error: {message}', file=sys.stderr)
   sys.exit(code)
+
+
+def quiet_libraries() -> None:
+  """Keep the terminal to our progress lines: library INFO chatter (orbax, TFDS) is dropped."""
+  noisy = ('/orbax/', '/tensorflow_datasets/')
+  logging.get_absl_handler().addFilter(
+      lambda r: r.levelno >= std_logging.WARNING or not any(n in r.pathname for n in noisy))

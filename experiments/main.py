@@ -8,7 +8,6 @@ command line or config (one line naming it); 75 stopped by SIGTERM or SIGINT wit
 to resume); 73 the workdir is in use by another process.
 """
 
-import logging as std_logging
 import os
 import sys
 import time
@@ -18,7 +17,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow serves only TFD
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from experiments.config_files import fail, resolve_config_argv  # noqa: E402
+from experiments.config_files import fail, quiet_libraries, resolve_config_argv  # noqa: E402
 from jaxnets import xla_env  # noqa: E402
 
 
@@ -39,13 +38,6 @@ def default_workdir(config_arg: str) -> str:
   path, _, variant = config_arg.partition(':')
   name = os.path.splitext(os.path.basename(path))[0] + (f'-{variant}' if variant else '')
   return os.path.join('runs', f'{name}-{time.strftime("%Y%m%d-%H%M%S")}')
-
-
-def quiet_libraries() -> None:
-  """Keep the terminal to our progress lines: library INFO chatter (orbax, TFDS) is dropped."""
-  noisy = ('/orbax/', '/tensorflow_datasets/')
-  logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= std_logging.WARNING or not any(n in r.pathname for n in noisy))
 
 
 def main(argv):

@@ -19,7 +19,7 @@ import jax
 from absl import logging
 
 from jaxnets import assignments, data, plots, sweeps, tasks
-from jaxnets.train import builder, preemption
+from jaxnets.train import builder, preemption, warm_start
 from jaxnets.train.loop import DivergedError, train_and_evaluate, validate
 from jaxnets.train.lock import workdir_lock
 from jaxnets.train.record import claim_config, strict_json
@@ -135,8 +135,35 @@ def expand(config) -> list[tuple[str, object]]:
   """(run name, run config) for every variant x sweep point; [('', config)] when there are neither."""
   declared = trials(config)
   if declared == [sweeps.Trial()]:
+    if config.init.checkpoint.startswith(warm_start.RUN_PREFIX):
+      raise ValueError(f'init.checkpoint={config.init.checkpoint!r} names a run of the same experiment; this '
+                       'one has a single run: give the source run\'s directory instead')
     return [('', config)]
-  return [(name, apply(config, trial.overrides)) for name, trial in zip(sweeps.names(declared), declared)]
+  names = sweeps.names(declared)
+  runs = [(name, apply(config, trial.overrides)) for name, trial in zip(names, declared)]
+  for i, (name, run_config) in enumerate(runs):
+    source = run_config.init.checkpoint
+    if source.startswith(warm_start.RUN_PREFIX):
+      run_config.init.checkpoint = warm_start.RUN_PREFIX + _source_run(source, i, declared, names)
+  return runs
+
+
+def _source_run(source: str, index: int, declared: list, names: list[str]) -> str:
+  """The run that init.checkpoint='run:VARIANT' of run `index` means: the variant's run at the same point of
+  the sweep (the same seed, say), which must come before it; a name that is no variant is a run's name."""
+  variant = source[len(warm_start.RUN_PREFIX):]
+  if not any(variant in t.labels for t in declared):
+    return variant
+  own = declared[index]
+  point = {f: v for f, v in own.overrides.items() if f not in own.labelled}
+  for j, trial in enumerate(declared):
+    if variant in trial.labels and {f: v for f, v in trial.overrides.items() if f not in trial.labelled} == point:
+      if j >= index:
+        raise ValueError(f'run {names[index]!r}: init.checkpoint={source!r} names run {names[j]!r}, which runs '
+                         'after it; declare the source variant first')
+      return names[j]
+  raise ValueError(f'run {names[index]!r}: init.checkpoint={source!r}: variant {variant!r} has no run at the same '
+                   f'sweep point ({point})')
 
 
 def check(config) -> tuple[list, list[str]]:
@@ -200,7 +227,9 @@ def _run_all(config, workdir: str, runs: list, columns: list, plot) -> list[dict
                 for row, (name, _) in zip(results, runs)}
     histories = {name: read_metrics(run_dir) for name, run_dir in run_dirs.items()}
     spec = data.spec(config.data.name)
-    classes = spec.classes.get(tasks.target(config.task.name), ())
+    # A task whose target is its input (an autoencoder's) colours its pictures by the dataset's labels.
+    subset = data.label_subset(spec, config.data.classes)
+    classes = data.class_names(spec, tasks.target(config.task.name), subset) or data.class_names(spec, 'label', subset)
     path = plot(plots.Report(results, histories, run_dirs, workdir, headline, classes, spec.meta))
     logging.info('wrote %s, %s and %s', os.path.join(workdir, 'results.md'),
                  os.path.join(workdir, 'results.json'), path)

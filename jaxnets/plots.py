@@ -337,6 +337,125 @@ def attention(report: Report) -> str:
   return save_figure(fig, report.workdir, 'attention.png')
 
 
+def _pca_2d(codes: np.ndarray) -> tuple[np.ndarray, str]:
+  """Codes projected on their first two principal axes (as they are if they have two units), and the axes'
+  name for the plot."""
+  if codes.shape[1] == 2:
+    return codes, 'code unit'
+  centred = codes - codes.mean(0)
+  _, _, vt = np.linalg.svd(centred, full_matrices=False)
+  return centred @ vt[:2].T, 'principal component'
+
+
+def _image_grid(ax, images: np.ndarray, columns: int) -> None:
+  """Stored uint8 images tiled row by row into one picture."""
+  rows = -(-len(images) // columns)
+  h, w = images.shape[1:3]
+  grid = np.zeros((rows * h, columns * w) + images.shape[3:], images.dtype)
+  for k, image in enumerate(images):
+    r, c = divmod(k, columns)
+    grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = image
+  _show_image(ax, grid)
+
+
+def autoencoders(report: Report) -> str:
+  """Test inputs and each run's reconstructions (reconstructions.png), each run's codes of the saved test
+  images coloured by class (code_space.png: the code itself when it has two units, else its first two
+  principal components), and each VAE's images decoded from the prior (samples.png); plus curves.png."""
+  runs = report.predictions()
+  if not runs:
+    return curves(report)
+  first = runs[0][1]
+  count = min(10, len(first['image']))
+  fig, axes = plt.subplots(len(runs) + 1, 1, figsize=(count * 0.9, 1.1 * (len(runs) + 1)), squeeze=False)
+  _image_grid(axes[0, 0], first['image'][:count], count)
+  axes[0, 0].set_ylabel('input', rotation=0, ha='right', fontsize=8)
+  for ax, (name, saved) in zip(axes[1:, 0], runs):
+    _image_grid(ax, saved['predicted_image'][:count], count)
+    ax.set_ylabel(name, rotation=0, ha='right', fontsize=8)
+  fig.suptitle('test images and their reconstructions')
+  path = save_figure(fig, report.workdir, 'reconstructions.png')
+
+  columns = min(3, len(runs))
+  rows = -(-len(runs) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.8 * rows + 0.6), squeeze=False)
+  for ax in axes.flat[len(runs):]:
+    ax.axis('off')
+  for ax, (name, saved) in zip(axes.flat, runs):
+    points, axis_name = _pca_2d(saved['predicted_code'])
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=saved['label'], cmap='tab10', vmin=-0.5, vmax=9.5, s=4)
+    ax.set_title(f'{name} ({saved["predicted_code"].shape[1]}-unit code)', fontsize=9)
+    ax.set_xlabel(f'{axis_name} 1', fontsize=8)
+    ax.set_ylabel(f'{axis_name} 2', fontsize=8)
+  handles = [matplotlib.patches.Patch(color=scatter.cmap(scatter.norm(k)), label=n)
+             for k, n in enumerate(report.class_names)]
+  fig.tight_layout(rect=(0, 0.6 / (3.8 * rows + 0.6), 1, 1))
+  fig.legend(handles=handles, loc='lower center', ncol=min(5, len(handles)), fontsize=8)
+  save_figure(fig, report.workdir, 'code_space.png', tight=False)
+
+  sampled = [(name, saved) for name, saved in runs if 'predicted_sample' in saved]
+  if sampled:
+    fig, axes = plt.subplots(1, len(sampled), figsize=(4 * len(sampled), 4.4), squeeze=False)
+    for ax, (name, saved) in zip(axes[0], sampled):
+      _image_grid(ax, saved['predicted_sample'][:64], 8)
+      ax.set_title(name, fontsize=9)
+    fig.suptitle('decoded from z ~ N(0, I)')
+    save_figure(fig, report.workdir, 'samples.png')
+  curves(report)
+  return path
+
+
+def _sample_files(run_dir: str) -> list[tuple[str, str]]:
+  """(label, path) of a GAN run's saved samples: the evaluations during training in step order, then 'test'."""
+  folder = os.path.join(run_dir, 'samples')
+  if not os.path.isdir(folder):
+    return []
+  steps = sorted(int(f[4:-4]) for f in os.listdir(folder) if f.startswith('step') and f.endswith('.npz'))
+  found = [(f'step {s}', os.path.join(folder, f'step{s}.npz')) for s in steps]
+  final = os.path.join(folder, 'test.npz')
+  return found + ([('final', final)] if os.path.exists(final) else [])
+
+
+def gan(report: Report) -> str:
+  """Per run: generated samples at up to five evaluations, the D and G losses, the Frechet distance and score
+  over training, and the final class histogram; writes gan.png (one row per run) plus curves.png."""
+  rows = [row for row in report.rows if _sample_files(report.run_dirs[row['name']])]
+  if not rows:
+    return curves(report)
+  fig = plt.figure(figsize=(22, 4.2 * len(rows)))
+  grid = fig.add_gridspec(len(rows), 9)
+  for r, row in enumerate(rows):
+    files = _sample_files(report.run_dirs[row['name']])
+    picks = [files[round(i * (len(files) - 1) / 4)] for i in range(5)] if len(files) > 5 else files
+    for c, (label, path) in enumerate(picks):
+      ax = fig.add_subplot(grid[r, c])
+      with np.load(path) as saved:
+        _image_grid(ax, saved['samples'][:36], 6)
+      ax.set_title(f'{row["name"]}: {label}' if c == 0 else label, fontsize=9)
+    history = report.histories[row['name']]
+    ax = fig.add_subplot(grid[r, 5])
+    for key, text in (('train/d_loss', 'D loss'), ('train/g_loss', 'G loss')):
+      ax.plot(*series(history, key), label=text)
+    ax.set_xlabel('iterations')
+    ax.set_title('training losses', fontsize=9)
+    ax.legend(fontsize=8)
+    for c, (key, text) in enumerate((('frechet', 'Frechet distance'), ('score', 'score (max 10)'))):
+      ax = fig.add_subplot(grid[r, 6 + c])
+      ax.plot(*series(history, f'test/{key}'), 'o-')
+      ax.set_xlabel('iterations')
+      ax.set_title(f'{text} (test curve)', fontsize=9)
+      ax.grid(alpha=0.3)
+    ax = fig.add_subplot(grid[r, 8])
+    with np.load(files[-1][1]) as saved:
+      histogram = saved['histogram']
+    ax.bar(range(len(histogram)), histogram)
+    ax.axhline(1 / len(histogram), color='grey', linestyle=':')
+    ax.set_xticks(range(len(histogram)), report.class_names or range(len(histogram)), rotation=90, fontsize=7)
+    ax.set_title(f'classes of the {files[-1][0]} samples', fontsize=9)
+  curves(report)
+  return save_figure(fig, report.workdir, 'gan.png')
+
+
 def save_figure(fig, workdir: str, name: str, tight: bool = True) -> str:
   """Write `fig` as workdir/name (PNG) and close it; the path."""
   path = os.path.join(workdir, name)
@@ -355,6 +474,8 @@ PLOTS.register('detection', detection)
 PLOTS.register('forecast', forecast)
 PLOTS.register('grad_norms', grad_norms)
 PLOTS.register('attention', attention)
+PLOTS.register('autoencoders', autoencoders)
+PLOTS.register('gan', gan)
 
 
 def get(name: str):

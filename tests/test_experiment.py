@@ -262,7 +262,8 @@ CONFIG_VARIANTS = {'activations': [''], 'celeba_attributes': ['', 'bce'], 'detec
                    'resnet_degradation': ['', 'cifar10'], 'scene_items': [''], 'segmentation': ['', 'pets'],
                    'vgg_cifar': ['', 'cifar10'], 'mnist1d': [''], 'sunspots': [''], 'co2': [''],
                    'seq2seq': ['', 'addition', 'reversal'], 'clipping': [''], 'tbptt': [''],
-                   'imdb': ['']}
+                   'imdb': [''], 'autoencoders': [''], 'transfer': ['', 'hard'], 'gan': [''],
+                   'finetune_imagenet': ['resnet50.pth']}
 
 
 @pytest.mark.parametrize('name', sorted(CONFIG_VARIANTS))

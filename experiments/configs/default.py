@@ -25,8 +25,14 @@ def get_config(arg: str | None = None):
   c.data.train_split = ''  # '' = the dataset's own train / test split.
   c.data.test_split = ''
   c.data.val_split = ''  # A TFDS split scored every train.eval_every steps ('' = none), e.g. 'train[50000:]'.
+  # Keep only these classes of the dataset's labels, relabelled 0..k-1 in this order, e.g. 'Sandal,Shirt'
+  # ('' = all); the test and validation splits are cut alike.
+  c.data.classes = ''
   c.data.batch_size = 128  # Global, over all devices and hosts.
   c.data.eval_batch_size = 1000
+  # Images as the model sees them: 'standard' ((x - mean) / std, the training set's channel statistics),
+  # 'unit' (x / 255 in [0, 1]) or 'binary' (x / 255 > 0.5, MNIST-style binarization).
+  c.data.normalize = 'standard'
   c.data.augment = 'crop,flip'  # Comma-separated names (crop, flip, rotate, brightness); '' for none.
   c.data.crop_padding = 4
   c.data.pad_to = 0  # Zero-pad (after normalization) images to at least pad_to x pad_to; 0 = as stored.
@@ -56,6 +62,11 @@ def get_config(arg: str | None = None):
   c.optimizer.schedule.warmup_steps = 0
   c.optimizer.schedule.boundaries = (0.5, 0.75)
   c.optimizer.schedule.decay_factor = 0.1
+
+  # Initial weights from elsewhere (transfer learning; see jaxnets/train/warm_start.py): a run directory,
+  # 'run:NAME' (a run of the same experiment) or a torchvision .pth / .safetensors file ('' = none); the
+  # variables whose path fully matches `load` and not `skip` (e.g. 'head/.*') are taken from it.
+  c.init = ml_collections.ConfigDict({'checkpoint': '', 'load': '.*', 'skip': ''})
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 400

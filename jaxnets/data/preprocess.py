@@ -18,6 +18,18 @@ AUGMENTATIONS.register(
     lambda key, batch, pre: augment.random_brightness(key, batch, 255.0 * pre.brightness / pre.std))
 
 
+# How images reach the model: 'standard' is (x - mean) / std with the training set's channel statistics;
+# 'unit' is x / 255 in [0, 1] (an autoencoder's sigmoid output, a Bernoulli likelihood); 'binary' is
+# x / 255 > 0.5, MNIST-style binarization, fixed per pixel.
+NORMALIZATIONS = ('standard', 'unit', 'binary')
+
+
+def check_normalize(name: str) -> None:
+  """A one-line error naming the valid choices unless `name` is one of NORMALIZATIONS."""
+  if name not in NORMALIZATIONS:
+    raise ValueError(f'data.normalize={name!r} is not one of {", ".join(NORMALIZATIONS)}')
+
+
 def parse_augment(spec: str) -> tuple:
   """'crop,flip' -> ('crop', 'flip'), each name checked against the registry ('' means none)."""
   names = tuple(n.strip() for n in spec.split(',') if n.strip())
@@ -28,7 +40,8 @@ def parse_augment(spec: str) -> tuple:
 
 @dataclasses.dataclass(frozen=True)
 class Preprocess:
-  """Normalizes a batch's uint8 images with the training set's channel statistics; augments in training only.
+  """Normalizes a batch's uint8 images (by the training set's channel statistics, or to [0, 1]); augments
+  in training only.
 
   Batches are dicts; the image's mask and boxes go through every transform with it. A batch without
   an 'image' passes through unchanged.
@@ -40,13 +53,17 @@ class Preprocess:
   rotate_degrees: float = 15.0
   brightness: float = 0.2
   pad_to: int = 0
+  binarize: bool = False  # After scaling to [0, 1]: 1 where a pixel exceeds 0.5, else 0.
 
   @classmethod
-  def from_config(cls, data_cfg, stats: tuple[np.ndarray, np.ndarray]) -> 'Preprocess':
-    """config.data's augmentations, normalized by the training set's channel (mean, std) `stats`."""
-    mean, std = stats
+  def from_config(cls, data_cfg, stats: tuple | None) -> 'Preprocess':
+    """config.data's normalization and augmentations; `stats` is the training set's channel (mean, std)
+    for data.normalize='standard' and unused otherwise."""
+    check_normalize(data_cfg.normalize)
+    mean, std = stats if data_cfg.normalize == 'standard' else (0.0, 255.0)
     return cls(mean, std, parse_augment(data_cfg.augment), data_cfg.crop_padding,
-               data_cfg.rotate_degrees, data_cfg.brightness, data_cfg.pad_to)
+               data_cfg.rotate_degrees, data_cfg.brightness, data_cfg.pad_to,
+               binarize=data_cfg.normalize == 'binary')
 
   def train(self, key, batch: dict) -> dict:
     """Normalized and padded, then each augmentation in order with its own key."""
@@ -69,7 +86,8 @@ class Preprocess:
     """Normalized, and centred in a pad_to x pad_to frame (padding = the mean) if that is set."""
     if 'image' not in batch:
       return batch
-    batch = dict(batch, image=augment.normalize(batch['image'], self.mean, self.std))
+    image = augment.normalize(batch['image'], self.mean, self.std)
+    batch = dict(batch, image=(image > 0.5).astype(image.dtype) if self.binarize else image)
     h, w = input_shape(batch['image'].shape[1:], self.pad_to)[:2]
     return augment.pad_to(batch, h, w)
 

@@ -4,13 +4,13 @@ Each family module exposes `ENTRIES`, a dict name -> constructor (a Module class
 functools.partial of one fixing e.g. the depth); adding a model is one entry there.
 """
 
-from jaxnets.models import (alexnet, centernet, cnn, conv1d, densenet, fcn, googlenet, highway, lenet, mlp,
-                            recurrent, resnet, seq2seq, unet, vgg, wide_resnet)
+from jaxnets.models import (alexnet, autoencoder, centernet, cnn, conv1d, densenet, fcn, gan, googlenet, highway,
+                            lenet, mlp, recurrent, resnet, seq2seq, unet, vgg, wide_resnet)
 from jaxnets.registry import Registry
 
 MODELS = Registry('model')
 for _family in (mlp, resnet, densenet, cnn, wide_resnet, highway, lenet, alexnet, vgg, googlenet, unet, fcn,
-                centernet, recurrent, conv1d, seq2seq):
+                centernet, recurrent, conv1d, seq2seq, autoencoder, gan):
   for _name, _constructor in _family.ENTRIES.items():
     MODELS.register(_name, _constructor)
 

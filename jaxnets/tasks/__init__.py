@@ -10,7 +10,9 @@ from jaxnets.registry import Registry
 from jaxnets.tasks.base import Headline, Task
 from jaxnets.tasks.classification import Classification
 from jaxnets.tasks.detection import Detection
+from jaxnets.tasks.gan import GAN
 from jaxnets.tasks.multilabel import MultiLabel
+from jaxnets.tasks.reconstruction import Reconstruction
 from jaxnets.tasks.segmentation import Segmentation
 from jaxnets.tasks.sequences import Forecast, Seq2Seq, SequenceLabeling
 
@@ -24,6 +26,8 @@ TASKS.register('detection', Detection)
 TASKS.register('forecast', Forecast)
 TASKS.register('seq2seq', Seq2Seq)
 TASKS.register('sequence_labeling', SequenceLabeling)
+TASKS.register('reconstruction', Reconstruction)
+TASKS.register('gan', GAN)
 
 
 def _task_class(name: str):

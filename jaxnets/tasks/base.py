@@ -17,10 +17,10 @@ Sequence tasks (forecasting, seq2seq, per-step labeling) read {'inputs', 'length
 model decodes from its own outputs when called with train=False, which is what the eval and predict
 steps do. A recurrent model trained by truncated BPTT keeps its state between windows in the 'carry'
 collection, which the train step returns and the TrainState keeps, shards by batch and checkpoints
-(`model_state`); evaluation runs whole sequences. A VAE sows its KL term into 'losses'; a
-transfer-learning run freezes or slows groups with optimizer.param_groups (loading the weights is still
-to come). A GAN's two networks are one params dict of two; its alternating D and G updates in one jitted
-step need the step to take a task-given update, an extension still to make.
+(`model_state`); evaluation runs whole sequences. A VAE gives its KL term as an output; a
+transfer-learning run loads weights with config.init and freezes or slows groups with
+optimizer.param_groups. A GAN's two networks are one params dict of two ('networks'), each updated in turn
+with its own optimizer state inside the one jitted step.
 """
 
 import dataclasses
@@ -73,6 +73,13 @@ class Task:
   sequence_keys = ('inputs', 'length', 'start')
   # Test examples whose predictions a run saves for its report (0: the whole test split, e.g. a forecast).
   prediction_examples = 8
+  # A task that trains several networks in turn (a GAN's discriminator, then its generator) names them, in
+  # the order they step: each is a top-level part of the parameters with its own optimizer state, and
+  # `network_loss` gives its objective (see jaxnets.train.step.make_alternating_train_step).
+  networks: tuple = ()
+  # Whether each evaluation during training also writes the accumulator's files (a GAN's samples), under
+  # the name step<N>.
+  curve_files = False
 
   def inputs(self, batch: dict):
     """The model's input: the image; else the sequence 'inputs' alone, or a dict of every sequence key the
@@ -101,6 +108,11 @@ class Task:
 
   def predict(self, outputs, batch: dict) -> dict:
     """Per-example predictions, keyed like the batch's targets (e.g. {'label': classes})."""
+    raise NotImplementedError
+
+  def network_loss(self, network: str, apply, variables: dict, batch: dict, key):
+    """A several-network task's objective for `network`'s step: (scalar loss, (metrics, model state after it)).
+    `apply` is the model's apply; `key` this step's randomness for that network."""
     raise NotImplementedError
 
   def eval_outputs(self, outputs, batch: dict, mask) -> dict:

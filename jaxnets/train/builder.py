@@ -14,7 +14,7 @@ import numpy as np
 from jaxnets import data, models, optim, tasks
 from jaxnets.data import batching
 from jaxnets.data.preprocess import Preprocess, parse_augment
-from jaxnets.train import diagnostics, precision, sharding
+from jaxnets.train import diagnostics, precision, sharding, warm_start
 from jaxnets.train.state import CARRIED, TrainState, init_state
 from jaxnets.train.step import jit_predict_step, jit_steps
 
@@ -36,17 +36,22 @@ class Setup:
   sample_input: object  # One model input of the shape and dtype the model sees (after preprocessing).
   layers: diagnostics.Layers  # The model's top-level modules, input to output, and first kernel.
   abstract_state: TrainState  # The initial state's shapes and dtypes.
+  label_subset: tuple = ()  # The dataset's labels that data.classes keeps (see jaxnets.data.subsets); () all.
+
+  def load(self, split: str) -> dict:
+    """A split of the dataset (a TFDS split string), cut to data.classes if that is set."""
+    return data.keep_classes(data.load(self.spec.name, split, self.config.data.data_dir or None), self.label_subset)
 
   def preprocess(self, stats: tuple | None = None) -> Preprocess:
     """The device-side preprocessing, normalizing by `stats` (mean, std) or the training split's own."""
-    if stats is None and 'image' in self.spec.features:
+    if stats is None and 'image' in self.spec.features and self.config.data.normalize == 'standard':
       d = self.config.data
       stats = data.channel_stats(self.spec.name, d.train_split or self.spec.train_split, d.data_dir or None)
     return Preprocess.from_config(self.config.data, stats or (None, None))
 
   def _init(self) -> TrainState:
     """The initial state from config.seed."""
-    return init_state(self.model, self.tx, self.config.seed, self.sample_input)
+    return init_state(self.model, self.tx, self.config.seed, self.sample_input, self.task.networks)
 
   def state_sharding(self, mesh):
     """How the state lies on the mesh: replicated, but a carried recurrent state split by batch."""
@@ -92,13 +97,25 @@ def build(config) -> Setup:
   """Resolve and check everything `config` names, and trace the model, without reading data."""
   spec = data.spec(config.data.name)
   target = tasks.target(config.task.name)
-  spec.num_classes(target)  # An error naming the dataset's targets if it lacks this task's.
-  classes = spec.classes[target]
+  if not (target == 'image' and 'image' in spec.features):  # An image target (an autoencoder's) has no classes.
+    spec.num_classes(target)  # An error naming the dataset's targets if it lacks this task's.
+  subset = data.label_subset(spec, config.data.classes)
+  classes = data.class_names(spec, target, subset)
   if 'classes' in config.task:
     raise ValueError(f'task.classes comes from the dataset ({len(classes)} classes of {config.data.name!r} '
                      f'{target!r}); remove it from the config')
-  task_fields = with_dataset_facts('task', fields(config.task), tasks.TASKS.fields(config.task.name), spec.meta)
+  task_facts = {**spec.meta, 'dataset': spec.name, 'data_dir': config.data.data_dir,
+                'data_classes': config.data.classes}
+  task_fields = with_dataset_facts('task', fields(config.task), tasks.TASKS.fields(config.task.name), task_facts)
   task = tasks.create(config.task.name, classes, **task_fields)
+  warm_start.compile_patterns(config.init.load, config.init.skip)
+  if task.networks and config.optimizer.param_groups:
+    raise ValueError(f'optimizer.param_groups={config.optimizer.param_groups!r}: task {config.task.name!r} trains '
+                     f'{" and ".join(task.networks)} with an optimizer state each; parameter groups are not '
+                     'supported there')
+  if getattr(task, 'unit_images', False) and config.data.normalize == 'standard':
+    raise ValueError(f"task {config.task.name!r} scores images in [0, 1]: set data.normalize to 'unit' or "
+                     "'binary', not 'standard'")
   model_fields = with_dataset_facts('model', fields(config.model), models.MODELS.fields(config.model.name),
                                     {'num_classes': len(classes), **spec.meta})
   model = models.create(config.model.name, **model_fields)
@@ -115,7 +132,7 @@ def build(config) -> Setup:
   found = []
 
   def traced_init():
-    state = init_state(model, tx, config.seed, sample_input)
+    state = init_state(model, tx, config.seed, sample_input, task.networks)
     found.append(diagnostics.layers_of(state.params))
     return state
 
@@ -125,4 +142,4 @@ def build(config) -> Setup:
   if config.data.window and not any(k in abstract_state.model_state for k in CARRIED):
     raise ValueError(f'data.window={config.data.window}: model {config.model.name!r} carries no state from one '
                      'window to the next; truncated BPTT needs a recurrent model (rnn, rnn_tagger)')
-  return Setup(config, spec, task, model, tx, schedule, sample_input, found[0], abstract_state)
+  return Setup(config, spec, task, model, tx, schedule, sample_input, found[0], abstract_state, subset)

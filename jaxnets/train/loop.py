@@ -20,7 +20,7 @@ from absl import logging
 
 from jaxnets import data
 from jaxnets.data import batching
-from jaxnets.train import diagnostics, preemption, sharding
+from jaxnets.train import diagnostics, preemption, sharding, warm_start
 from jaxnets.train.builder import build
 from jaxnets.train.checkpoint import Checkpointer
 from jaxnets.train.early_stopping import EarlyStopping
@@ -35,6 +35,9 @@ __all__ = ['DivergedError', 'PreemptedError', 'evaluate', 'predict', 'train_and_
 PreemptedError = preemption.PreemptedError
 
 PREDICTIONS_FILE = 'predictions.npz'
+# The evaluations' sampling-noise streams (a GAN's samples, a VAE's z): test (the curve and the final score),
+# the training subset, validation.
+TEST_STREAM, TRAIN_STREAM, VAL_STREAM = 0, 1, 2
 
 
 def validate(config, stop_after: int | None = None) -> None:
@@ -61,13 +64,15 @@ def validate(config, stop_after: int | None = None) -> None:
   sharding.check_batch_size(config.data.eval_batch_size, 'data.eval_batch_size')
 
 
-def evaluate(eval_step, task, state, split: dict, batch_size: int, mesh):
-  """The task's metrics over every example of `split`, in eval mode; returns (metrics, accumulator)."""
+def evaluate(eval_step, task, state, split: dict, batch_size: int, mesh, stream: int = TEST_STREAM):
+  """The task's metrics over every example of `split`, in eval mode; returns (metrics, accumulator). `stream`
+  tells the splits' sampling noise apart (see step.make_eval_step)."""
   part = batching.process_slice(batch_size)
   accumulator = task.accumulator()
-  for batch, mask in batching.eval_batches(split, batch_size):
+  for index, (batch, mask) in enumerate(batching.eval_batches(split, batch_size)):
     local = {k: v[part] for k, v in batch.items()}
-    accumulator.add(jax.device_get(eval_step(state, *sharding.put_batch(mesh, (local, mask[part])))))
+    accumulator.add(jax.device_get(eval_step(state, *sharding.put_batch(mesh, (local, mask[part])), index,
+                                             stream)))
   return accumulator.result(), accumulator
 
 
@@ -133,8 +138,7 @@ def _train(config, workdir, record, stop_after, preempt):
   setup = build(config)  # Every name resolved and the model traced before the data is read.
   spec, task, headline = setup.spec, setup.task, setup.task.headline
   total_steps = config.train.steps
-  data_dir = config.data.data_dir or None
-  load = lambda split: data.load(spec.name, split, data_dir)
+  load = setup.load
   train_split = load(config.data.train_split or spec.train_split)
   test_split = load(config.data.test_split or spec.test_split)
   val_split = load(config.data.val_split) if config.data.val_split else None
@@ -144,7 +148,8 @@ def _train(config, workdir, record, stop_after, preempt):
   state = setup.init_state(mesh)
   num_params = count_params(state.params)
   train_step, eval_step = setup.jit_steps(preprocess, mesh)
-  evaluate_on = lambda state, split: evaluate(eval_step, task, state, split, config.data.eval_batch_size, mesh)
+  evaluate_on = lambda state, split, stream=TEST_STREAM: evaluate(eval_step, task, state, split,
+                                                                  config.data.eval_batch_size, mesh, stream)
   patience = config.train.early_stopping_patience
   stopping = EarlyStopping(patience, headline) if patience else None
 
@@ -155,6 +160,8 @@ def _train(config, workdir, record, stop_after, preempt):
          else contextlib.nullcontext()) as best,
         contextlib.closing(MetricWriter(workdir)) as writer):
     start, state, meta = checkpointer.restore_latest(state)
+    if not start:
+      state = warm_start.apply(config, state, workdir)
     wall_before = meta['wall_seconds'] if meta else 0.0
     if start:
       if stopping:
@@ -195,13 +202,16 @@ def _train(config, workdir, record, stop_after, preempt):
       if done % config.train.eval_every == 0 or done == total_steps:
         eval_start = time.time()
         if val_split is not None:
-          val, _ = evaluate_on(state, val_split)
+          val, _ = evaluate_on(state, val_split, VAL_STREAM)
           writer.write(done, _prefixed('val/', val))
           if stopping and stopping.update(done, val[headline.name]):
             best.save(done, state, {})
           stop_early = bool(stopping and stopping.should_stop and done < total_steps)
         if done < total_steps:
-          writer.write(done, _prefixed('test/', evaluate_on(state, test_curve)[0]))
+          curve, curve_accumulator = evaluate_on(state, test_curve)
+          writer.write(done, _prefixed('test/', curve))
+          if task.curve_files and jax.process_index() == 0:
+            curve_accumulator.write(workdir, f'step{done}')
         progress.pause_clock(eval_start)
       preempted = done < total_steps and preempt.requested(done, config.train.log_every)
       if done % config.train.checkpoint_every == 0 or done == end or stop_early or preempted:
@@ -231,7 +241,7 @@ def _train(config, workdir, record, stop_after, preempt):
     if jax.process_index() == 0:
       test_accumulator.write(workdir, 'test')
     train_eval = data.take(train_split, config.data.train_eval_examples)
-    train, _ = evaluate_on(state, train_eval)
+    train, _ = evaluate_on(state, train_eval, TRAIN_STREAM)
     examples = data.take(test_split, task.prediction_examples)
     predicted = predict(setup.jit_predict_step(preprocess, mesh), state, examples, mesh)
     if jax.process_index() == 0:

@@ -23,8 +23,10 @@ def check(name: str) -> None:
 
 
 def cast_floating(tree, dtype):
-  """`tree` with every floating-point leaf cast to `dtype`; integer and boolean leaves as they are."""
-  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+  """`tree` with every floating-point array cast to `dtype`; integer and boolean leaves, and Python numbers (a
+  GAN's sample count), as they are."""
+  return jax.tree.map(lambda x: x.astype(dtype) if hasattr(x, 'dtype') and jnp.issubdtype(x.dtype, jnp.floating)
+                      else x, tree)
 
 
 def mixed_apply(apply, compute_dtype: str):

@@ -1,0 +1,1 @@
+"""Image generators' evaluation without downloads: scores from jaxnets' own Fashion-MNIST classifier."""

@@ -1,0 +1,1 @@
+"""Weights from other frameworks as jaxnets variables (torchvision's in jaxnets.weights.torchvision)."""
