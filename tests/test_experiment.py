@@ -89,7 +89,8 @@ def test_experiment_runs_each_point_and_writes_the_report(tmp_path):
 def test_unknown_report_is_rejected_before_training(tmp_path):
   c = tiny_config()
   c.experiment.report = 'histogram'
-  with pytest.raises(UnknownNameError, match=r"unknown report plot 'histogram'; valid choices: attention, curves"):
+  with pytest.raises(UnknownNameError,
+                     match=r"unknown report plot 'histogram'; valid choices: attention, autoencoders, curves"):
     experiment.run(c, str(tmp_path))
   assert not os.listdir(tmp_path)
 

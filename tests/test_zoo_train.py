@@ -1,7 +1,8 @@
 """Every registered image model builds a training step; one cheap member of each family takes a real one
 (sequence models take theirs through the whole loop in tests/test_sequence_train.py).
 
-Classifiers train on labels, segmentation models (U-Net, FCN) on masks, the detector on boxes.
+Classifiers train on labels, segmentation models (U-Net, FCN) on masks, the detector on boxes, autoencoders and
+the GAN on the images themselves.
 
 The step is the loop's own (make_train_step: loss, gradients, optax update, diagnostics). For every
 name it is traced abstractly (jax.eval_shape: the whole forward, backward and update are built, no XLA
@@ -24,10 +25,13 @@ from jaxnets.train.step import make_train_step
 from tests.tiny import tiny_config
 
 INPUT_SHAPES = {'alexnet': (64, 64, 3), 'lenet5': (32, 32, 1), 'lenet5_modern': (32, 32, 1),
-                'unet_paper': (188, 188, 1)}  # The smallest tile the paper's unpadded U-Net takes.
+                'unet_paper': (188, 188, 1),  # The smallest tile the paper's unpadded U-Net takes.
+                'dcgan': (28, 28, 1)}
 # Models that are no classifiers, with the task they serve.
 TASKS = {'unet': 'segmentation', 'unet_paper': 'segmentation', 'fcn32s': 'segmentation', 'fcn16s': 'segmentation',
-         'fcn8s': 'segmentation', 'centernet': 'detection'}
+         'fcn8s': 'segmentation', 'centernet': 'detection', 'dcgan': 'gan',
+         **{name: 'reconstruction' for name in ('autoencoder', 'conv_autoencoder', 'vae', 'conv_vae')}}
+TASK_ARGS = {'gan': {'dataset': 'fashion_mnist'}}
 # Measured at init (one step, 2 images): the loss is finite (2.59) and the head's gradient norm 2.30, but
 # the gradient grows layer by layer down the 1202-layer plain stack until it overflows float32 (inf in
 # stage3, NaN below): BatchNorm's gradient explosion in deep nets without shortcuts (Yang et al. 2019).
@@ -38,7 +42,9 @@ REAL = {'mlp', 'simple_cnn', 'lenet5', 'lenet5_modern', 'googlenet', 'resnet18',
 
 
 def _targets(task: str, shape: tuple) -> dict:
-  """Targets of two examples for `task`: labels, masks, or one box each."""
+  """Targets of two examples for `task`: labels, masks, or one box each (none where the image is the target)."""
+  if task in ('reconstruction', 'gan'):
+    return {}
   if task == 'segmentation':
     return {'mask': jax.random.randint(jax.random.key(1), (2,) + shape[:2], 0, 10).astype(jnp.uint8)}
   if task == 'detection':
@@ -49,17 +55,18 @@ def _targets(task: str, shape: tuple) -> dict:
 
 def _step_and_batch(name):
   """(jitted train step, initial state, a batch of two images) for registry entry `name`."""
-  model = models.create(name, num_classes=10)
+  task = TASKS.get(name, 'classification')
+  model = models.create(name, **({} if task in ('reconstruction', 'gan') else {'num_classes': 10}))
   shape = INPUT_SHAPES.get(name, (32, 32, 3))
   images = jax.random.randint(jax.random.key(0), (2,) + shape, 0, 256).astype(jnp.uint8)
   cfg = tiny_config().optimizer
   tx, schedule = optim.create(cfg, 10)
   sample = np.zeros((1,) + shape, np.float32)
   preprocess = Preprocess(np.full(shape[-1], 127.0, np.float32), np.full(shape[-1], 64.0, np.float32))
-  task = TASKS.get(name, 'classification')
-  step = jax.jit(make_train_step(model, tasks.create(task, tuple('abcdefghij')), tx, schedule, cfg,
-                                 preprocess, diagnostics.layers(model, sample), aux_loss_weight=0.3))
-  return step, lambda: init_state(model, tx, 0, sample), {'image': images, **_targets(task, shape)}
+  task_ = tasks.create(task, tuple('abcdefghij'), **TASK_ARGS.get(task, {}))
+  step = jax.jit(make_train_step(model, task_, tx, schedule, cfg, preprocess, diagnostics.layers(model, sample),
+                                 aux_loss_weight=0.3))
+  return step, lambda: init_state(model, tx, 0, sample, task_.networks), {'image': images, **_targets(task, shape)}
 
 
 SEQUENCE_MODELS = {*recurrent.ENTRIES, *conv1d.ENTRIES, *seq2seq.ENTRIES}

@@ -102,7 +102,7 @@ def make_alternating_train_step(model, task, tx, schedule, opt_cfg, preprocess, 
       updates[network], opt_state[network] = tx.update(grads[network], opt_state[network], params[network])
       params[network] = optax.apply_updates(params[network], updates[network])
       terms.update(metrics)
-    metrics = {'task': terms, 'diagnostics': {'lr': schedule(state.step),
+    metrics = {'task': terms, 'diagnostics': {'total_loss': terms['loss'], 'lr': schedule(state.step),
                                               **diagnostics.norms(grads, state.params, updates, layers)}}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state, model_state=model_state), metrics
 
