@@ -210,7 +210,7 @@ def parse_groups(text: str) -> list[tuple[str, float]]:
   return groups
 
 
-def _path(key_path) -> str:
+def path_name(key_path) -> str:
   """'backbone/stage1_block0/conv/kernel' for a pytree key path."""
   return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in key_path)
 
@@ -222,12 +222,12 @@ def _multiplier(path: str, groups) -> float:
 
 def multipliers(tree, groups) -> dict:
   """Each leaf's learning-rate multiplier; a pattern that matches no leaf is an error (a typo, likely)."""
-  paths = [_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+  paths = [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
   unmatched = [pattern for pattern, _ in groups if not any(re.fullmatch(pattern, p) for p in paths)]
   if unmatched:
     raise ValueError(f'optimizer.param_groups pattern {unmatched[0]!r} matches no parameter; the parameters '
                      f'are named like {", ".join(paths[:4])}, ...')
-  return jax.tree_util.tree_map_with_path(lambda p, _: _multiplier(_path(p), groups), tree)
+  return jax.tree_util.tree_map_with_path(lambda p, _: _multiplier(path_name(p), groups), tree)
 
 
 def _scale_by_group(groups) -> optax.GradientTransformation:
@@ -235,7 +235,7 @@ def _scale_by_group(groups) -> optax.GradientTransformation:
 
   def update(updates, state, params=None):
     del params
-    return jax.tree_util.tree_map_with_path(lambda p, u: u * _multiplier(_path(p), groups), updates), state
+    return jax.tree_util.tree_map_with_path(lambda p, u: u * _multiplier(path_name(p), groups), updates), state
 
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
@@ -250,7 +250,7 @@ def keep_frozen(new, old, cfg, carried=()):
   if not any(m == 0 for _, m in groups):
     return new
   kept = jax.tree_util.tree_map_with_path(
-      lambda p, n, o: o if _multiplier(_path(p[1:]), groups) == 0 else n, new, old)
+      lambda p, n, o: o if _multiplier(path_name(p[1:]), groups) == 0 else n, new, old)
   return {k: new[k] if k in carried else v for k, v in kept.items()}
 
 

@@ -15,7 +15,6 @@ if __name__ == '__main__':  # The command: jaxnets' XLA and compilation-cache se
   xla_env.configure()
 
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 from typing import Callable  # noqa: E402
 
@@ -90,22 +89,16 @@ def ensure(data_dir: str | None = None, config=None) -> FeatureNet:
   config = (config or feature_net_config()).copy_and_resolve_references()
   config.data.data_dir = data.resolve_data_dir(data_dir)
   if os.path.exists(os.path.join(run, 'summary.json')):
-    changed = _changed_fields(_read_json(os.path.join(run, 'config.json')), record.resolved_config(config))
+    changed = _changed_fields(record.read_json(os.path.join(run, 'config.json')), record.resolved_config(config))
     if changed:
       raise ValueError(f'{run} holds a feature net of another recipe ({", ".join(changed)}); move it away '
                        'to train this one')
-    summary = _read_json(os.path.join(run, 'summary.json'))
+    summary = record.read_json(os.path.join(run, 'summary.json'))
   else:
     logging.info('training the Fashion-MNIST feature net once into %s; later runs reuse it', run)
     from jaxnets.train.loop import train_and_evaluate  # noqa: PLC0415  (see _restore)
     summary = train_and_evaluate(config, run)
   return _restore(config, run, summary)
-
-
-def _read_json(path: str):
-  """The JSON value stored at `path`."""
-  with open(path) as f:
-    return json.load(f)
 
 
 def _changed_fields(saved: dict, current: dict, prefix: str = '') -> list[str]:

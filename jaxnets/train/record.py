@@ -49,7 +49,7 @@ def write_json(path: str, value, sort_keys: bool = True) -> None:
   os.replace(tmp, path)  # Atomic: a crash never leaves half a file.
 
 
-def _read_json(path: str):
+def read_json(path: str):
   """The JSON value stored at `path`."""
   with open(path) as f:
     return json.load(f)
@@ -78,7 +78,7 @@ def claim_config(workdir: str, config, filename: str = 'config.json', previous=(
   found = next((os.path.join(workdir, f) for f in (filename, *previous)
                 if os.path.exists(os.path.join(workdir, f))), None)
   if found:
-    saved = _read_json(found)
+    saved = read_json(found)
     if saved == resolved:
       if found == path:
         return
@@ -112,7 +112,7 @@ class RunRecord:
     if not self._writer:
       return
     path = self._path('versions.json')
-    sessions = _read_json(path) if os.path.exists(path) else []
+    sessions = read_json(path) if os.path.exists(path) else []
     sessions.append({'start_step': start_step, 'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                      **versions()})
     write_json(path, sessions)
@@ -128,7 +128,7 @@ class RunRecord:
 
   def summary(self) -> dict:
     """The finished run's summary."""
-    return _read_json(self._path('summary.json'))
+    return read_json(self._path('summary.json'))
 
   def finish(self, summary: dict) -> None:
     """Write the summary and mark the run done."""

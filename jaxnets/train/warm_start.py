@@ -12,7 +12,6 @@ The optimizer state starts fresh. Freezing and slower learning rates for loaded 
 optimizer.param_groups'.
 """
 
-import json
 import os
 import re
 
@@ -20,6 +19,8 @@ import jax
 import ml_collections
 from absl import logging
 
+from jaxnets import optim
+from jaxnets.train import record
 from jaxnets.train.checkpoint import Checkpointer
 
 RUN_PREFIX = 'run:'
@@ -41,26 +42,20 @@ def _tuples(value):
   return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
-def _read_json(path: str):
-  """The JSON value stored at `path`."""
-  with open(path) as f:
-    return json.load(f)
-
-
 def run_variables(path: str) -> dict:
   """{'params', 'batch_stats', ...} of a finished run, read with its own config: the network its results
   are of (the best one of a run that stopped early, else its final one)."""
   from jaxnets.train.builder import build  # The builder imports this module.
   status_path = os.path.join(path, 'status.json')
-  status = _read_json(status_path)['status'] if os.path.exists(status_path) else 'missing'
+  status = record.read_json(status_path)['status'] if os.path.exists(status_path) else 'missing'
   if status != 'done':
     raise ValueError(f'init.checkpoint: {path} is no finished run (status: {status}); run it first')
   try:
-    setup = build(ml_collections.ConfigDict(_tuples(_read_json(os.path.join(path, 'config.json')))))
+    setup = build(ml_collections.ConfigDict(_tuples(record.read_json(os.path.join(path, 'config.json')))))
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     raise ValueError(f'init.checkpoint: cannot rebuild the run in {path} from its config.json ({e}); a run '
                      'from an older jaxnets may lack newer fields') from e
-  summary = _read_json(os.path.join(path, 'summary.json'))
+  summary = record.read_json(os.path.join(path, 'summary.json'))
   best = 'best_step' in summary
   checkpointer = Checkpointer(os.path.join(path, 'checkpoints_best' if best else 'checkpoints'), keep=1000)
   try:
@@ -71,17 +66,12 @@ def run_variables(path: str) -> dict:
   return {'params': state.params, **state.model_state}
 
 
-def _path(key_path) -> str:
-  """'encoder/conv0/kernel' for a key path inside a collection."""
-  return '/'.join(str(getattr(k, 'key', getattr(k, 'idx', k))) for k in key_path)
-
-
 def _leaves(variables: dict) -> dict:
   """{(collection, 'path/inside/it'): array} of the collections a warm start loads, in tree order."""
   out = {}
   for collection in COLLECTIONS:
     for key_path, leaf in jax.tree_util.tree_leaves_with_path(variables.get(collection, {})):
-      out[(collection, _path(key_path))] = leaf
+      out[(collection, optim.path_name(key_path))] = leaf
   return out
 
 
@@ -118,7 +108,10 @@ def merge(variables: dict, source: dict, load: str, skip: str) -> tuple[dict, li
   merged = dict(variables)
   for collection in COLLECTIONS:
     if collection in variables:
-      take = lambda p, leaf, c=collection: found[(c, _path(p))].astype(leaf.dtype) if (c, _path(p)) in chosen else leaf
+      def take(key_path, leaf, collection=collection):
+        key = (collection, optim.path_name(key_path))
+        return found[key].astype(leaf.dtype) if key in chosen else leaf
+
       merged[collection] = jax.tree_util.tree_map_with_path(take, variables[collection])
   return merged, sorted('/'.join(k) for k in chosen)
 
