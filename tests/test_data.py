@@ -74,6 +74,33 @@ def test_fashion_mnist_is_a_normal_tfds_dataset_prepared_once(fashion_mnist):
   assert os.stat(info_file).st_mtime_ns == before
 
 
+def test_decoded_splits_stand_in_for_tfds_until_the_prepared_files_change(fashion_mnist, monkeypatch):
+  data_dir, train, _ = fashion_mnist  # Read through TFDS, which wrote each named split's decoded arrays.
+  builder = tfds.builder('fashion_mnist', data_dir=data_dir)
+  decoded = source.disk_arrays_dir(data_dir, 'fashion_mnist', '3.0.1', 'train')
+  assert sorted(os.listdir(decoded)) == ['image.npy', 'label.npy', source.DECODED_STAMP]
+  decode = unittest.mock.Mock(wraps=source._decode)
+  monkeypatch.setattr(source, '_decode', decode)
+  data.clear_cache()
+  sliced = data.load('fashion_mnist', 'train[10%:20%]', data_dir)
+  assert decode.call_count == 0  # Neither TensorFlow nor TFDS's reader ran.
+  np.testing.assert_array_equal(sliced['image'], train['image'][6000:12000])
+  np.testing.assert_array_equal(sliced['label'], train['label'][6000:12000])
+  assert sliced['label'].dtype == np.int32 and not sliced['image'].flags.writeable
+  with tfds.testing.mock_data(num_examples=5):  # Mocked reads neither use nor replace the decoded arrays.
+    data.clear_cache()
+    assert len(data.load('fashion_mnist', 'train', data_dir)['label']) == 5
+  assert decode.call_count == 1
+  record = os.path.join(builder.data_dir, 'fashion_mnist-train.tfrecord-00000-of-00001')
+  os.utime(record, ns=(time.time_ns(), time.time_ns()))  # As if prepared again: decode again.
+  data.clear_cache()
+  np.testing.assert_array_equal(data.load('fashion_mnist', 'train', data_dir)['image'], train['image'])
+  assert decode.call_count == 2
+  data.clear_cache()
+  data.load('fashion_mnist', 'train', data_dir)
+  assert decode.call_count == 2 and not [n for n in os.listdir(os.path.dirname(decoded)) if 'partial' in n]
+
+
 def _idx_copy_with_truncated(tmp_path, name):
   """Debian's four IDX .gz files copied to tmp_path/idx, the file `name` cut to half its bytes."""
   if not os.path.isdir(IDX_DIR):
