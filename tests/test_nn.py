@@ -9,6 +9,7 @@ import pytest
 
 from jaxnets import models
 from jaxnets.nn import activations, initializers
+from jaxnets.nn.batch_norm import BatchNorm
 from jaxnets.nn.dropout import AlphaDropout, make_dropout
 from jaxnets.registry import UnknownNameError
 
@@ -177,7 +178,7 @@ def test_dropout_rates_out_of_range_are_rejected():
 
 def test_batch_norm_matches_the_course_formula():
   x = np.asarray(3.0 + 2.0 * jax.random.normal(jax.random.key(7), (32, 6)), np.float64)
-  bn = nn.BatchNorm(use_running_average=False, epsilon=1e-3)
+  bn = BatchNorm(use_running_average=False, epsilon=1e-3)  # The one jaxnets' models use.
   variables = bn.init(jax.random.key(0), jnp.asarray(x, jnp.float32))
   scale = np.linspace(0.5, 2.0, 6)
   bias = np.linspace(-1.0, 1.0, 6)
@@ -221,3 +222,38 @@ def test_mlp_kernel_init_reaches_every_layer():
   for name in ('layer0', 'head'):
     kernel = np.asarray(params[name]['kernel'])
     assert np.abs(kernel).max() <= 0.2 and np.abs(kernel).max() > 0.19
+
+
+@pytest.mark.parametrize('shape,dtype', [((16, 6, 6, 5), jnp.float32), ((32, 7), jnp.float32),
+                                         ((16, 6, 6, 5), jnp.bfloat16)])
+def test_batch_norm_equals_flax_and_its_gradient_equals_autodiff_of_flax(shape, dtype):
+  """jaxnets' BatchNorm against Flax's nn.BatchNorm: same variables, same outputs and running averages bit for
+  bit, and its written-out gradient equals autodiff through Flax's forward pass."""
+  keys = jax.random.split(jax.random.key(0), 4)
+  x = (3 * jax.random.normal(keys[0], shape) + 1).astype(dtype)
+  weights = jax.random.normal(keys[1], shape)
+  for train in (True, False):
+    ours, theirs = (BatchNorm(use_running_average=not train, momentum=0.9),
+                    nn.BatchNorm(use_running_average=not train, momentum=0.9))
+    variables = theirs.init(keys[2], x)
+    assert jax.tree.map(np.shape, ours.init(keys[2], x)) == jax.tree.map(np.shape, variables)
+    variables = jax.tree.map(lambda v: v + 0.3 * jax.random.normal(keys[3], v.shape), variables)
+    params = variables['params']
+    if dtype == jnp.bfloat16:  # As the mixed-precision policy hands them over.
+      params = jax.tree.map(lambda p: p.astype(dtype), params)
+
+    def loss(module, params, x):
+      y, updates = module.apply({'params': params, 'batch_stats': variables['batch_stats']}, x,
+                                mutable=['batch_stats'])
+      return (jnp.sin(y.astype(jnp.float32)) * weights).sum(), (y, updates)
+
+    grad = jax.grad(loss, argnums=(1, 2), has_aux=True)
+    (ours_grads, (ours_y, ours_stats)), (flax_grads, (flax_y, flax_stats)) = (grad(ours, params, x),
+                                                                             grad(theirs, params, x))
+    assert ours_y.dtype == flax_y.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(ours_y, np.float32), np.asarray(flax_y, np.float32))
+    jax.tree.map(np.testing.assert_array_equal, ours_stats, flax_stats)
+    tolerance = 1e-5 if dtype == jnp.float32 else 1e-2  # Sums reassociated; bf16 keeps 8 bits of mantissa.
+    for a, b in zip(jax.tree.leaves(ours_grads), jax.tree.leaves(flax_grads)):
+      a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+      np.testing.assert_allclose(a, b, atol=tolerance * np.abs(b).max())

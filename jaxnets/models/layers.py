@@ -10,6 +10,7 @@ import flax.linen as nn
 
 from jaxnets.nn import conv as conv_ops
 from jaxnets.nn import initializers
+from jaxnets.nn.batch_norm import BatchNorm
 
 # He et al. (2015) initialization, the one the ResNet paper uses: N(0, 2 / fan_in).
 he_normal = initializers.get('he_normal')
@@ -26,8 +27,9 @@ def conv(features: int, kernel_size: int = 3, strides: int = 1, name: Optional[s
 
 
 def batch_norm(train: bool, momentum: float = 0.9, epsilon: float = 1e-5, name: Optional[str] = None):
-  """BatchNorm with batch statistics in training and running averages in eval."""
-  return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, name=name)
+  """BatchNorm with batch statistics in training and running averages in eval (Flax's, with its backward pass
+  written out: jaxnets.nn.batch_norm)."""
+  return BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon, name=name)
 
 
 class ConvBN(nn.Module):
