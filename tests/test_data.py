@@ -77,6 +77,8 @@ def test_fashion_mnist_is_a_normal_tfds_dataset_prepared_once(fashion_mnist):
 def test_decoded_splits_stand_in_for_tfds_until_the_prepared_files_change(fashion_mnist, monkeypatch):
   data_dir, train, _ = fashion_mnist  # Read through TFDS, which wrote each named split's decoded arrays.
   builder = tfds.builder('fashion_mnist', data_dir=data_dir)
+  by_tfds = tfds.as_numpy(builder.as_dataset(split='train[10%:20%]', as_supervised=True).batch(10 ** 5))
+  by_tfds_image, by_tfds_label = next(iter(by_tfds))
   decoded = source.disk_arrays_dir(data_dir, 'fashion_mnist', '3.0.1', 'train')
   assert sorted(os.listdir(decoded)) == ['image.npy', 'label.npy', source.DECODED_STAMP]
   decode = unittest.mock.Mock(wraps=source._decode)
@@ -84,21 +86,30 @@ def test_decoded_splits_stand_in_for_tfds_until_the_prepared_files_change(fashio
   data.clear_cache()
   sliced = data.load('fashion_mnist', 'train[10%:20%]', data_dir)
   assert decode.call_count == 0  # Neither TensorFlow nor TFDS's reader ran.
-  np.testing.assert_array_equal(sliced['image'], train['image'][6000:12000])
-  np.testing.assert_array_equal(sliced['label'], train['label'][6000:12000])
+  np.testing.assert_array_equal(sliced['image'], by_tfds_image)  # TFDS's examples, in TFDS's order.
+  np.testing.assert_array_equal(sliced['label'], by_tfds_label)
   assert sliced['label'].dtype == np.int32 and not sliced['image'].flags.writeable
+  assert len(data.load('fashion_mnist', 'train+test', data_dir)['label']) == 70000
+  assert decode.call_count == 1  # TFDS interleaves the splits of 'a+b': read through TFDS.
   with tfds.testing.mock_data(num_examples=5):  # Mocked reads neither use nor replace the decoded arrays.
     data.clear_cache()
     assert len(data.load('fashion_mnist', 'train', data_dir)['label']) == 5
-  assert decode.call_count == 1
-  record = os.path.join(builder.data_dir, 'fashion_mnist-train.tfrecord-00000-of-00001')
-  os.utime(record, ns=(time.time_ns(), time.time_ns()))  # As if prepared again: decode again.
+  assert decode.call_count == 2
   data.clear_cache()
   np.testing.assert_array_equal(data.load('fashion_mnist', 'train', data_dir)['image'], train['image'])
   assert decode.call_count == 2
+  record = os.path.join(builder.data_dir, 'fashion_mnist-train.tfrecord-00000-of-00001')
+  os.utime(record, ns=(time.time_ns(), time.time_ns()))  # As if prepared again: decode again.
+  with unittest.mock.patch.object(source, '_partial_dir', side_effect=OSError('read-only')):
+    data.clear_cache()  # A data_dir that cannot be written still reads.
+    np.testing.assert_array_equal(data.load('fashion_mnist', 'train', data_dir)['image'], train['image'])
+  assert decode.call_count == 3
+  data.clear_cache()
+  np.testing.assert_array_equal(data.load('fashion_mnist', 'train', data_dir)['image'], train['image'])
+  assert decode.call_count == 4
   data.clear_cache()
   data.load('fashion_mnist', 'train', data_dir)
-  assert decode.call_count == 2 and not [n for n in os.listdir(os.path.dirname(decoded)) if 'partial' in n]
+  assert decode.call_count == 4 and not [n for n in os.listdir(os.path.dirname(decoded)) if 'partial' in n]
 
 
 def _idx_copy_with_truncated(tmp_path, name):

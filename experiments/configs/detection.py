@@ -38,7 +38,7 @@ def get_config(arg: str | None = None):
     c.data.train_eval_examples = 1000
     c.data.test_curve_examples = 400
     c.optimizer.schedule.warmup_steps = 50
-    default.train_for(c, steps=3000, log_every=50, eval_every=500)
+    default.train_for(c, steps=4500, log_every=50, eval_every=500)
   elif arg == 'voc':
     c.model = ml_collections.ConfigDict({'name': 'centernet', 'backbone': 'resnet', 'backbone_depth': 18,
                                          'backbone_widths': (64, 128, 256, 512), 'endpoint': 'stage1'})

@@ -36,7 +36,7 @@ def get_config(arg: str | None = None):
     c.data.train_eval_examples = 1000
     c.data.test_curve_examples = 400
     c.optimizer.schedule.warmup_steps = 20
-    default.train_for(c, steps=600, log_every=20, eval_every=100)
+    default.train_for(c, steps=800, log_every=20, eval_every=100)
     c.experiment.variants = '; '.join([
         'unet: model.name=unet model.depth=4 model.width=16 model.batch_norm=True',
         f'fcn32s: model.name=fcn32s {FCN_WIDTHS}',

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import types
@@ -144,9 +145,10 @@ class Tfds:
     directory = disk_arrays_dir(data_dir, dataset_spec.name, str(builder.version), split)
     if self.on_disk and os.path.isdir(directory):
       return _open_npy(directory, dataset_spec.features)
-    stamp = _prepared_stamp(builder) if self.example is None else None
-    if stamp:
-      sizes = {name: info.num_examples for name, info in builder.info.splits.items()}
+    stamp = _prepared_stamp(builder) if self.example is None and not self.on_disk else None
+    named = stamp and _single_shard_split(builder, split)
+    if named:
+      sizes = {named: builder.info.splits[named].num_examples}
       return select_split(split, sizes, lambda name: _decoded_split(
           disk_arrays_dir(data_dir, dataset_spec.name, str(builder.version), name), stamp,
           dataset_spec.features, lambda: _decode(self._dataset(builder, name))))
@@ -183,6 +185,17 @@ def _prepared_stamp(builder) -> dict[str, list[int]] | None:
           for entry in sorted(os.scandir(directory), key=lambda e: e.name) if entry.is_file()}
 
 
+def _single_shard_split(builder, split: str) -> str | None:
+  """The named split that `split` slices, if it slices one split stored in one shard: then TFDS reads it in
+  file order and cutting the decoded whole gives TFDS's examples in TFDS's order. None otherwise ('a+b'
+  interleaves the splits, and a sliced multi-shard split is cut by shard before interleaving)."""
+  splits = builder.info.splits
+  infos = {name: types.SimpleNamespace(num_examples=info.num_examples) for name, info in splits.items()}
+  instructions = tfds.core.ReadInstruction.from_spec(split).to_absolute(infos)
+  name = instructions[0].splitname
+  return name if len(instructions) == 1 and splits[name].num_shards == 1 else None
+
+
 def _decoded_split(directory: str, stamp: dict, features: dict, decode: Callable[[], dict]) -> dict[str, np.ndarray]:
   """A named split's arrays: from the .npy files in `directory` if they were decoded from the prepared files
   `stamp` describes, else from decode(), then written there (atomically, as on_disk splits are)."""
@@ -193,19 +206,31 @@ def _decoded_split(directory: str, stamp: dict, features: dict, decode: Callable
   except (OSError, ValueError):  # Not written yet, or unreadable: decode again.
     pass
   arrays = decode()
-  partial = f'{directory}.partial-{os.getpid()}'
-  shutil.rmtree(partial, ignore_errors=True)
-  os.makedirs(partial)
-  for key, array in arrays.items():
-    np.save(os.path.join(partial, f'{key}.npy'), array)
-  with open(os.path.join(partial, DECODED_STAMP), 'w') as f:
-    json.dump(stamp, f)
+  partial = None
+  try:
+    partial = _partial_dir(directory)
+    for key, array in arrays.items():
+      np.save(os.path.join(partial, f'{key}.npy'), array)
+    with open(os.path.join(partial, DECODED_STAMP), 'w') as f:
+      json.dump(stamp, f)
+  except OSError as e:  # A read-only or full data_dir: the arrays are read all the same, only not kept.
+    logging.warning('could not keep the decoded split in %s (%s); later runs will decode it again', directory, e)
+    if partial:
+      shutil.rmtree(partial, ignore_errors=True)
+    return arrays
   shutil.rmtree(directory, ignore_errors=True)  # A stale copy, from files prepared again since.
   try:
     os.rename(partial, directory)
   except OSError:  # Another process wrote it first.
     shutil.rmtree(partial)
   return arrays
+
+
+def _partial_dir(directory: str) -> str:
+  """A new, uniquely named directory beside `directory` to write into before renaming it into place (unique
+  across the hosts of a shared data_dir, whose processes may share a pid)."""
+  os.makedirs(os.path.dirname(directory), exist_ok=True)
+  return tempfile.mkdtemp(dir=os.path.dirname(directory), prefix=os.path.basename(directory) + '.partial-')
 
 
 def disk_arrays_dir(data_dir: str, name: str, version: str, split: str) -> str:
@@ -223,9 +248,7 @@ def _write_npy(dataset, directory: str, features: dict) -> None:
   total = len(dataset)
   if not total:
     raise ValueError(f'split for {directory!r} has no examples')
-  partial = f'{directory}.partial-{os.getpid()}'
-  shutil.rmtree(partial, ignore_errors=True)
-  os.makedirs(partial)
+  partial = _partial_dir(directory)
   logging.info('writing %d examples to %s (once; later runs memory-map it)', total, directory)
   arrays = {key: np.lib.format.open_memmap(os.path.join(partial, f'{key}.npy'), 'w+', dtype,
                                            (total,) + tuple(shape))

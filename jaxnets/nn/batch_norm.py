@@ -12,8 +12,6 @@ mean, the variance and their broadcasts. On XLA CPU those passes are memory traf
 a ResNet step is most of it (benchmarks/profile_step.py).
 """
 
-import functools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -33,14 +31,18 @@ class BatchNorm(nn.Module):
     scale = self.param('scale', nn.initializers.ones, features, jnp.float32)
     bias = self.param('bias', nn.initializers.zeros, features, jnp.float32)
     if self.use_running_average:
-      y = _affine(x.astype(jnp.promote_types(x.dtype, jnp.float32)), running_mean.value, running_var.value,
-                  scale, bias, self.epsilon)
+      y = _affine(_float32(x), running_mean.value, running_var.value, scale, bias, self.epsilon)
     else:
       y, mean, var = _normalize_batch(x, scale, bias, self.epsilon)
       if not self.is_initializing():
         running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
         running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
     return y.astype(jnp.result_type(x, scale, bias))
+
+
+def _float32(x):
+  """x in at least float32 (statistics and normalization are never computed in half precision)."""
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
 def _affine(xf, mean, var, scale, bias, epsilon):
@@ -55,27 +57,30 @@ def _stats(xf):
   return mean, jnp.maximum(0.0, (xf * xf).mean(axes) - mean * mean)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _normalize_batch(x, scale, bias, epsilon):
-  """(y in float32, batch mean, batch variance); the statistics carry no gradient (running averages only)."""
-  xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+def _batch_forward(x, scale, bias, epsilon):
+  """(y in float32, batch mean, batch variance) by plain autodiff-able operations."""
+  xf = _float32(x)
   mean, var = _stats(xf)
   return _affine(xf, mean, var, scale, bias, epsilon), mean, var
 
 
+# The statistics it returns carry no gradient (they only feed the running averages); the residuals are
+# computed by _batch_forward, so a second derivative differentiates them as autodiff would.
+_normalize_batch = jax.custom_vjp(_batch_forward, nondiff_argnums=(3,))
+
+
 def _normalize_batch_fwd(x, scale, bias, epsilon):
-  xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-  mean, var = _stats(xf)
-  return (_affine(xf, mean, var, scale, bias, epsilon), mean, var), (x, mean, var, scale, bias)
+  y, mean, var = _batch_forward(x, scale, bias, epsilon)
+  return (y, mean, var), (x, mean, var, scale, bias)
 
 
 def _normalize_batch_bwd(epsilon, residuals, cotangents):
   x, mean, var, scale, bias = residuals
-  dy = cotangents[0].astype(jnp.float32)  # The statistics' cotangents are zero: they only feed running averages.
+  dy = _float32(cotangents[0])  # The statistics' cotangents are zero: they only feed running averages.
   axes = tuple(range(x.ndim - 1))
   count = x.size // x.shape[-1]
   inv = jax.lax.rsqrt(var + epsilon)
-  x_hat = (x.astype(jnp.float32) - mean) * inv
+  x_hat = (_float32(x) - mean) * inv
   d_bias = dy.sum(axes)
   d_scale = (dy * x_hat).sum(axes)
   dx = (scale * inv / count) * (count * dy - d_bias - x_hat * d_scale)

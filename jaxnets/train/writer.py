@@ -42,6 +42,7 @@ class MetricWriter:
     with open(self.path + '.tmp', 'w') as f:
       f.writelines(json.dumps(record, allow_nan=False) + '\n' for record in kept)
     os.replace(self.path + '.tmp', self.path)  # A kill now leaves the old log or the new, whole.
+    self.close()
     shutil.rmtree(self._tb_dir, ignore_errors=True)  # Event files are append-only: rewritten whole.
     self._tb = _event_file(self._tb_dir)
     for record in kept:
@@ -71,6 +72,7 @@ class MetricWriter:
     """Flush and close the TensorBoard file."""
     if self._tb is not None:
       self._tb.close()
+      self._tb = None
 
 
 def _event_file(directory: str) -> RecordWriter:
