@@ -11,7 +11,6 @@ decoding every record again (6.7 of the 15 s a warm-cache run took to its first 
 
 import dataclasses
 import functools
-import json
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from absl import logging
 
 from jaxnets.data import augment, offline
 from jaxnets.data.specs import spec
+from jaxnets.train.record import read_json, write_json
 
 # Where TFDS fetches prepared datasets from (try_download_gcs); reaching it means downloads can work.
 TFDS_HOST = 'https://storage.googleapis.com'
@@ -181,8 +181,8 @@ def _prepared_stamp(builder) -> dict[str, list[int]] | None:
   directory = os.fspath(builder.data_path)
   if not os.path.isfile(os.path.join(directory, 'dataset_info.json')):
     return None
-  return {entry.name: [entry.stat().st_size, entry.stat().st_mtime_ns]
-          for entry in sorted(os.scandir(directory), key=lambda e: e.name) if entry.is_file()}
+  stats = {entry.name: entry.stat() for entry in os.scandir(directory) if entry.is_file()}
+  return {name: [stat.st_size, stat.st_mtime_ns] for name, stat in sorted(stats.items())}
 
 
 def _single_shard_split(builder, split: str) -> str | None:
@@ -200,9 +200,8 @@ def _decoded_split(directory: str, stamp: dict, features: dict, decode: Callable
   """A named split's arrays: from the .npy files in `directory` if they were decoded from the prepared files
   `stamp` describes, else from decode(), then written there (atomically, as on_disk splits are)."""
   try:
-    with open(os.path.join(directory, DECODED_STAMP)) as f:
-      if json.load(f) == stamp:
-        return {key: np.load(os.path.join(directory, f'{key}.npy')) for key in features}
+    if read_json(os.path.join(directory, DECODED_STAMP)) == stamp:
+      return {key: np.load(os.path.join(directory, f'{key}.npy')) for key in features}
   except (OSError, ValueError):  # Not written yet, or unreadable: decode again.
     pass
   arrays = decode()
@@ -211,19 +210,24 @@ def _decoded_split(directory: str, stamp: dict, features: dict, decode: Callable
     partial = _partial_dir(directory)
     for key, array in arrays.items():
       np.save(os.path.join(partial, f'{key}.npy'), array)
-    with open(os.path.join(partial, DECODED_STAMP), 'w') as f:
-      json.dump(stamp, f)
+    write_json(os.path.join(partial, DECODED_STAMP), stamp)
   except OSError as e:  # A read-only or full data_dir: the arrays are read all the same, only not kept.
     logging.warning('could not keep the decoded split in %s (%s); later runs will decode it again', directory, e)
     if partial:
       shutil.rmtree(partial, ignore_errors=True)
     return arrays
   shutil.rmtree(directory, ignore_errors=True)  # A stale copy, from files prepared again since.
+  _publish(partial, directory)
+  return arrays
+
+
+def _publish(partial: str, directory: str) -> None:
+  """Rename a finished `partial` directory into place, atomically; if another process got there first, keep
+  theirs and discard ours."""
   try:
     os.rename(partial, directory)
-  except OSError:  # Another process wrote it first.
+  except OSError:
     shutil.rmtree(partial)
-  return arrays
 
 
 def _partial_dir(directory: str) -> str:
@@ -267,10 +271,7 @@ def _write_npy(dataset, directory: str, features: dict) -> None:
   for array in arrays.values():
     array.flush()
   del arrays
-  try:
-    os.rename(partial, directory)
-  except OSError:  # Another process wrote the same split first.
-    shutil.rmtree(partial)
+  _publish(partial, directory)
 
 
 def _open_npy(directory: str, features: dict) -> dict[str, np.ndarray]:
