@@ -45,8 +45,6 @@ def main(argv):
   del argv
   quiet_libraries()
   import jax  # noqa: PLC0415
-  import tensorflow as tf  # noqa: PLC0415
-  tf.config.set_visible_devices([], 'GPU')  # tf.data stays on the host; the accelerators are JAX's.
   if flags.FLAGS.distributed:
     jax.distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
                                flags.FLAGS.process_id)
@@ -55,6 +53,9 @@ def main(argv):
   from jaxnets.train import lock, preemption  # noqa: PLC0415
   try:
     experiment.check_fields(flags.FLAGS.config, default.get_config())
+    experiment.check_overrides(config_flags.get_override_values(flags.FLAGS['config']),
+                               [f for trial in experiment.trials(flags.FLAGS.config) for f in trial.overrides],
+                               'experiment.variants/sweep')
   except ValueError as e:
     fail(str(e))
   config_arg = config_flags.get_config_filename(flags.FLAGS['config'])

@@ -101,6 +101,16 @@ def parse_variants(config) -> list[tuple[str, list[tuple[str, object]]]]:
   return variants
 
 
+def check_overrides(fields, per_run_fields, source: str) -> None:
+  """Refuse command-line overrides of fields that each run sets itself (`source`: the variants, sweep or
+  search declaring the runs): the run's own value would silently replace the one the user typed."""
+  per_run = sorted(set(per_run_fields))
+  clash = [field for field in fields if field in per_run]
+  if clash:
+    raise ValueError(f'--config.{clash[0]} would be replaced in every run: {source} sets it per run '
+                     f'({", ".join(per_run)}); set it there instead')
+
+
 def _set(config, field: str, value) -> None:
   """config.a.b = value for 'a.b'; a locked ConfigDict rejects a value of the wrong type."""
   parent, _, leaf = field.rpartition('.')

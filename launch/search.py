@@ -139,6 +139,7 @@ def run(config_arg: str, overrides: list, directory: str, n_trials: int, workers
     raise ValueError(f'--search=tpe runs with --executor=local (got {executor!r}); on SLURM, start the '
                      'same command in each task of a job: the workers share DIR/optuna.journal')
   space = study_lib.search_space(config_arg)
+  study_lib.check_overrides(overrides, [d.field for d in space], 'get_search')
   base = study_lib.load_config(config_arg, overrides)
   headline = tasks.headline(base.task.name)
   os.makedirs(directory, exist_ok=True)

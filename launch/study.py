@@ -142,8 +142,16 @@ def _jsonable(overrides: dict) -> dict:
   return json.loads(json.dumps(overrides))
 
 
+def check_overrides(overrides: list[str], per_trial_fields, source: str) -> None:
+  """Refuse a base override (--config.F=V) of a field that every trial sets itself (see
+  experiment.check_overrides)."""
+  experiment.check_overrides([a.removeprefix('--config.').partition('=')[0] for a in overrides], per_trial_fields,
+                             source)
+
+
 def create(config_arg: str, overrides: list[str], directory: str, trials: list[sweeps.Trial]) -> Study:
   """The study of `trials`, every trial's config built and checked before anything runs."""
+  check_overrides(overrides, [f for trial in trials for f in trial.overrides], 'the sweep')
   names = sweeps.names(trials)
   study = Study(os.path.abspath(directory), portable_config_arg(config_arg), list(overrides),
                 {n: t.overrides for n, t in zip(names, trials)})

@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import time
 
 import unittest.mock
@@ -110,6 +112,25 @@ def test_decoded_splits_stand_in_for_tfds_until_the_prepared_files_change(fashio
   data.clear_cache()
   data.load('fashion_mnist', 'train', data_dir)
   assert decode.call_count == 4 and not [n for n in os.listdir(os.path.dirname(decoded)) if 'partial' in n]
+
+
+def test_decoded_splits_are_read_without_tensorflow_and_tfds_reads_hide_the_gpus(fashion_mnist, monkeypatch):
+  data_dir, _, _ = fashion_mnist
+  data.clear_cache()
+  for split in ('train', 'test'):  # Each named split decoded (again, if an earlier test touched the files).
+    data.load('fashion_mnist', split, data_dir)
+  code = ('import sys; from jaxnets import data; data.load("fashion_mnist", "train", sys.argv[1]); '
+          'data.load("fashion_mnist", "test[:50%]", sys.argv[1]); print("tensorflow" in sys.modules)')
+  done = subprocess.run([sys.executable, '-c', code, data_dir], capture_output=True, text=True, check=True)
+  assert done.stdout.split() == ['False']
+  import tensorflow as tf  # noqa: PLC0415
+  hide = unittest.mock.Mock()
+  monkeypatch.setattr(tf.config, 'set_visible_devices', hide)
+  source.host_tensorflow.cache_clear()
+  data.clear_cache()
+  assert len(data.load('fashion_mnist', 'train+test', data_dir)['label']) == 70000  # Through TFDS.
+  hide.assert_called_once_with([], 'GPU')
+  source.host_tensorflow.cache_clear()
 
 
 def _idx_copy_with_truncated(tmp_path, name):

@@ -113,6 +113,8 @@ def test_config_path_is_found_from_the_repo_root():
     ('--config.optimizer.name=adam --config.optimizer.momentum=0.9', "optimizer 'adam' takes no setting 'momentum'"),
     ('--config.model.name=mlp', "model 'mlp' takes no field 'depth', 'residual', 'shortcut'; its fields: "
                                 'activation, dropout'),
+    ('--config.model.depth=110', 'error: --config.model.depth would be replaced in every run: experiment.variants/'
+                                 'sweep sets it per run (model.depth, model.residual); set it there instead\n'),
 ])
 def test_command_line_rejects_bad_overrides(tmp_path, override, message):
   result = subprocess.run(

@@ -76,6 +76,16 @@ def test_a_bad_trial_value_fails_before_anything_trains(tmp_path):
   assert not os.path.exists(tmp_path / 'sw' / 'lr=0.01-seed=0')
 
 
+def test_a_base_override_of_a_field_every_trial_sets_is_refused(tmp_path):
+  code, out = _finish(_sweep(str(tmp_path / 'sw'), '--executor=local', '--config.optimizer.lr=0.5'))
+  assert code == 1 and out.splitlines()[-1] == ('launch.sweep: --config.optimizer.lr would be replaced in every run: '
+                                                'the sweep sets it per run (optimizer.lr, seed); set it there instead')
+  code, out = _finish(_sweep(str(tmp_path / 'sw'), '--search=tpe', '--trials=1', '--config.optimizer.lr=0.5'))
+  assert code == 1 and out.splitlines()[-1] == ('launch.sweep: --config.optimizer.lr would be replaced in every run: '
+                                                'get_search sets it per run (optimizer.lr); set it there instead')
+  assert not os.path.exists(tmp_path / 'sw')
+
+
 def _results(sweep_dir):
   study = study_lib.load(sweep_dir)
   return {name: {k: v for k, v in json.load(open(os.path.join(study.run_dir(name), 'summary.json'))).items()

@@ -41,6 +41,19 @@ DECODED_STAMP = 'prepared_files.json'  # In a decoded split's directory: the pre
 _TFDS_AS_DATASET = vars(tfds.core.DatasetBuilder)['as_dataset']
 
 
+@functools.cache
+def host_tensorflow():
+  """TensorFlow, imported on first need with the GPUs hidden from it: tf.data runs on the host, and TensorFlow
+  would otherwise claim the accelerator memory JAX needs. A run whose splits are decoded already never imports
+  it (2 s of its start)."""
+  import tensorflow as tf  # noqa: PLC0415
+  try:
+    tf.config.set_visible_devices([], 'GPU')
+  except RuntimeError as e:  # Something ran TensorFlow before jaxnets read data: its devices are fixed.
+    logging.warning('TensorFlow may use the GPUs alongside JAX: %s', e)
+  return tf
+
+
 class DatasetUnavailableError(RuntimeError):
   """A dataset is not in the data_dir and this host can neither build it locally nor download it."""
 
@@ -160,6 +173,7 @@ class Tfds:
 
   def _dataset(self, builder, split: str):
     """The split as a tf.data pipeline of feature dicts."""
+    host_tensorflow()
     if self.example is None:
       return builder.as_dataset(split=split, as_supervised=True).map(
           lambda image, label: {'image': image, 'label': label})
@@ -281,6 +295,7 @@ def _open_npy(directory: str, features: dict) -> dict[str, np.ndarray]:
 
 def _prepare(name: str, tfds_name: str, data_dir: str) -> None:
   """Builds the dataset from local files if there are any, else downloads it if the host is reachable."""
+  host_tensorflow()
   local_source = offline.LOCAL_SOURCES.get(tfds_name)
   if local_source is not None and local_source(data_dir):
     return

@@ -140,8 +140,6 @@ def main(argv):
   """Train the feature net unless it is there, then say how good it is and where it lives."""
   del argv
   quiet_libraries()
-  import tensorflow as tf  # noqa: PLC0415
-  tf.config.set_visible_devices([], 'GPU')  # tf.data stays on the host; the accelerators are JAX's.
   try:
     net = ensure(flags.FLAGS.data_dir)
   except lock.WorkdirBusyError as e:
