@@ -44,6 +44,12 @@ def test_a_missing_config_fails_before_jax_is_imported():
   assert done.stdout.strip() == '[]'
 
 
+def test_the_command_line_leaves_tensorflow_to_the_data_that_needs_it():
+  done = _run('-c', _IMPORTS_PROBE, '--config=configs/mlp.py', '--config.train.stepz=1')  # Fails after JAX starts.
+  assert done.returncode == 2 and "unknown config field 'train.stepz'" in done.stderr
+  assert done.stdout.strip() == "['jax']"
+
+
 def test_forced_host_devices_are_read_from_xla_flags():
   assert xla_env.forced_host_devices('') == 1
   assert xla_env.forced_host_devices('--xla_force_host_platform_device_count=4') == 4

@@ -82,8 +82,11 @@ def test_experiment_runs_each_point_and_writes_the_report(tmp_path):
   assert len([line for line in table if line.startswith('| residual=')]) == 2
   png = open(os.path.join(workdir, 'degradation.png'), 'rb').read()
   assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
-  with mock_data():  # Re-running the command reads the finished runs back.
-    assert experiment.run(c, workdir) == results
+  table_text = open(os.path.join(workdir, 'results.md')).read()
+  with mock_data():  # Re-running the command reads the finished runs back, columns in the same order.
+    read_back = experiment.run(c, workdir)
+  assert read_back == results and [list(r) for r in read_back] == [list(r) for r in results]
+  assert open(os.path.join(workdir, 'results.md')).read() == table_text
 
 
 def test_unknown_report_is_rejected_before_training(tmp_path):

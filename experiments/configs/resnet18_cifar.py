@@ -25,8 +25,8 @@ def get_config(arg: str | None = None):
     c.data.eval_batch_size = 500
     c.optimizer.lr = 0.05
     c.optimizer.weight_decay = 5e-4
-    c.optimizer.schedule.warmup_steps = 30
-    default.train_for(c, steps=300, log_every=10, eval_every=100)
+    c.optimizer.schedule.warmup_steps = 90
+    default.train_for(c, steps=900, log_every=10, eval_every=150)
   elif arg == 'cifar10':
     c.data.name = 'cifar10'
     c.data.augment = 'crop,flip'

@@ -133,7 +133,7 @@ class RunRecord:
   def finish(self, summary: dict) -> None:
     """Write the summary and mark the run done."""
     if self._writer:
-      write_json(self._path('summary.json'), summary)
+      write_json(self._path('summary.json'), summary, sort_keys=False)  # Its order is the table's columns.
     self.set_status('done')
 
 
